@@ -1,0 +1,359 @@
+"""What the webhook does to a pod: every rule of SPEC §2, as one pure function.
+
+Owns: `Policy` (the server settings that shape a mutation), `plan(pod, policy) -> Plan`
+(the JSONPatch ops, warnings and outcome) and the status annotation. Memory accounting lives
+in `webhook.memory`, typed field reads in `webhook.podfields`. Must not import the web
+framework, the server or the Kubernetes client (checked by import-linter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+from webhook import memory, patches
+from webhook.podfields import (
+    InvalidObject,
+    Json,
+    mapping,
+    objects,
+    optional_quantity,
+    string,
+    string_entry,
+    uses_path,
+)
+from webhook.quantity import Format, Quantity, SizeError, format_bytes, parse_size, to_bytes
+
+__all__ = ["STATUS_ANNOTATION", "InvalidObject", "Percent", "Plan", "Policy", "plan"]
+
+MemoryPolicy = Literal["default-container", "all", "none"]
+OnInvalid = Literal["deny", "warn"]
+Outcome = Literal["mutated", "skipped", "denied"]
+
+STATUS_ANNOTATION = "shm-injection-status"
+INJECTION_LABEL = "shm-injection"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+MAX_WARNINGS = 5
+MAX_WARNING_LENGTH = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Percent:
+    """`defaultSize: N%`: the size is N% of the charged container's memory limit."""
+
+    value: Fraction  # 0 < value <= 100
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    annotation: str = "shm-size"
+    default_size: Quantity | Percent | None = None
+    max_size: int | None = None  # bytes; None = no cap
+    memory_policy: MemoryPolicy = "default-container"
+    on_invalid: OnInvalid = "deny"
+    volume_name: str = "dshm"
+    mount_path: str = "/dev/shm"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The decision for one pod. `reason` is a short, stable label for metrics and logs."""
+
+    outcome: Outcome
+    reason: str
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""  # the denial, when outcome == "denied"
+    size: int | None = None  # bytes of /dev/shm this plan gives the pod
+
+
+@dataclass(frozen=True, slots=True)
+class _Size:
+    bytes: int
+    format: Format
+    carved: bool  # taken out of the existing memory budget (percentage mode): charge nothing
+
+
+def plan(pod: Mapping[str, Any], policy: Policy) -> Plan:
+    """Decide what to do with a pod being created: the ops that give it its /dev/shm, or why not."""
+    metadata = mapping(pod.get("metadata"), "metadata")
+    annotations = mapping(metadata.get("annotations"), "metadata.annotations")
+    labels = mapping(metadata.get("labels"), "metadata.labels")
+    spec = mapping(pod.get("spec"), "spec")
+    where = "metadata.annotations"
+    requested = string_entry(annotations, policy.annotation, where)
+    default_container = string_entry(annotations, DEFAULT_CONTAINER_ANNOTATION, where)
+
+    status = _read_status(string_entry(annotations, STATUS_ANNOTATION, where))
+    if status is not None:
+        return _reinvoke(pod, spec, status, policy)
+    reason = _left_alone(labels, annotations, spec)
+    if reason is not None:
+        warnings = [f"{policy.annotation} ignored: {_LEFT_ALONE[reason]}"] if requested else []
+        return Plan("skipped", reason, warnings=_short(warnings))
+    size = _resolve_size(requested, spec, default_container, policy)
+    if isinstance(size, Plan):
+        return size
+    return _inject(pod, spec, default_container, size, policy)
+
+
+_LEFT_ALONE = {
+    "label-opt-out": f"the pod is labelled {INJECTION_LABEL}=disabled",
+    "host-ipc": "hostIPC pods share the host's /dev/shm",
+    "windows": "Windows pods have no memory-backed emptyDir",
+    "mirror-pod": "static (mirror) pods cannot be changed",
+}
+
+
+def _left_alone(labels: Json, annotations: Json, spec: Json) -> str | None:
+    if string_entry(labels, INJECTION_LABEL, "metadata.labels") == "disabled":
+        return "label-opt-out"
+    if spec.get("hostIPC") is True:
+        return "host-ipc"
+    if mapping(spec.get("os"), "spec.os").get("name") == "windows":
+        return "windows"
+    if MIRROR_ANNOTATION in annotations:
+        return "mirror-pod"
+    return None
+
+
+def _resolve_size(
+    requested: str | None, spec: Json, default_container: str | None, policy: Policy
+) -> _Size | Plan:
+    if requested is None:
+        default = policy.default_size
+        if default is None:
+            return Plan("skipped", "not-requested")
+        if isinstance(default, Quantity):
+            return _Size(to_bytes(default), default.format, carved=False)
+        return _percent_of_memory(default, spec, default_container, policy)
+    try:
+        quantity = parse_size(requested, field=policy.annotation)
+    except SizeError as error:
+        return _invalid(str(error), policy)
+    size = to_bytes(quantity)
+    if size == 0:
+        return Plan("skipped", "opted-out")
+    if policy.max_size is not None and size > policy.max_size:
+        cap = format_bytes(policy.max_size, Format.BINARY_SI)
+        shown = requested if len(requested) <= 24 else requested[:23] + "…"
+        return _invalid(
+            f'{policy.annotation} "{shown}" exceeds the maximum of {cap}; write at most {cap}',
+            policy,
+        )
+    return _Size(size, quantity.format, carved=False)
+
+
+def _invalid(message: str, policy: Policy) -> Plan:
+    if policy.on_invalid == "deny":
+        return Plan("denied", "invalid-size", message=message)
+    return Plan("skipped", "invalid-size", warnings=_short([message]))
+
+
+def _percent_of_memory(
+    percent: Percent, spec: Json, default_container: str | None, policy: Policy
+) -> _Size | Plan:
+    containers = objects(spec.get("containers"), "spec.containers")
+    index = _default_container(containers, default_container)
+    if index is None:
+        return Plan("skipped", "no-containers")
+    where = f"spec.containers[{index}].resources"
+    resources = mapping(containers[index].get("resources"), where)
+    basis = memory.memory_limit(resources, where)
+    if basis is None:
+        requests = mapping(resources.get("requests"), f"{where}.requests")
+        basis = optional_quantity(requests.get("memory"), f"{where}.requests.memory")
+    size = math.floor(to_bytes(basis) * percent.value / 100) if basis is not None else 0
+    if policy.max_size is not None:
+        size = min(size, policy.max_size)
+    if basis is None or size <= 0:
+        return Plan("skipped", "no-memory-basis")
+    return _Size(size, basis.format, carved=True)
+
+
+def _default_container(containers: Sequence[Json], named: str | None) -> int | None:
+    """The container `kubectl.kubernetes.io/default-container` names, else the first one."""
+    for index, container in enumerate(containers):
+        if container.get("name") == named:
+            return index
+    return 0 if containers else None
+
+
+def _inject(
+    pod: Mapping[str, Any], spec: Json, default_container: str | None, size: _Size, policy: Policy
+) -> Plan:
+    containers = objects(spec.get("containers"), "spec.containers")
+    volume = _free_volume_name(spec, policy.volume_name)
+    size_text = format_bytes(size.bytes, size.format)
+    mount_ops, mounted, kept = _mount_ops(spec, volume, policy.mount_path)
+    if not mounted:
+        reason = "already-mounted" if kept else "no-containers"
+        return Plan("skipped", reason, warnings=_short(_kept_warning(kept, policy.mount_path)))
+
+    volume_spec = {"name": volume, "emptyDir": {"medium": "Memory", "sizeLimit": size_text}}
+    ops = [_append(spec, "volumes", volume_spec, base="/spec"), *mount_ops]
+    charged = (
+        []
+        if size.carved
+        else memory.charged_indices(
+            policy=policy.memory_policy,
+            default_index=_default_container(containers, default_container),
+            mounted=[index for kind, index in mounted if kind == "containers"],
+        )
+    )
+    ops += _charge_ops(spec, containers, charged, size)
+    status = {
+        "size": size_text,
+        "volume": volume,
+        "mounted": [_container_name(spec, kind, index) for kind, index in mounted],
+        "charged": [_container_name(spec, "containers", index) for index in charged],
+    }
+    ops.append(_status_op(pod, status))
+    limit = memory.pod_memory_limit(spec, added=size.bytes * len(charged))
+    warnings = _kept_warning(kept, policy.mount_path)
+    if limit is not None and limit < size.bytes:
+        capped = format_bytes(limit, Format.BINARY_SI)
+        warnings.append(
+            f"{policy.mount_path} will be capped at {capped} by the pod's memory limit"
+            f" (asked {size_text})"
+        )
+    return Plan("mutated", "injected", ops=ops, warnings=_short(warnings), size=size.bytes)
+
+
+def _charge_ops(
+    spec: Json, containers: Sequence[Json], charged: list[int], size: _Size
+) -> list[patches.Op]:
+    ops: list[patches.Op] = []
+    for index in charged:
+        ops += memory.charge(
+            containers[index].get("resources"),
+            path=patches.pointer("spec", "containers", index, "resources"),
+            where=f"spec.containers[{index}].resources",
+            size=size.bytes,
+            fmt=size.format,
+        )
+    # Pod-level resources bound the containers' sum: they grow by every container's share.
+    if charged and memory.has_memory(spec.get("resources"), "spec.resources"):
+        ops += memory.charge(
+            spec.get("resources"),
+            path="/spec/resources",
+            where="spec.resources",
+            size=size.bytes * len(charged),
+            fmt=size.format,
+        )
+    return ops
+
+
+def _reinvoke(pod: Mapping[str, Any], spec: Json, status: dict[str, Any], policy: Policy) -> Plan:
+    """A pod this webhook already mutated: mount the volume in containers added since, nothing
+    more (the memory was charged once, and the status annotation says so)."""
+    volume = status["volume"]
+    ops = []
+    if volume not in _volume_names(spec):
+        volume_spec = {
+            "name": volume,
+            "emptyDir": {"medium": "Memory", "sizeLimit": status["size"]},
+        }
+        ops.append(_append(spec, "volumes", volume_spec, base="/spec"))
+    mount_ops, mounted, _ = _mount_ops(spec, volume, policy.mount_path)
+    if not ops and not mount_ops:
+        return Plan("skipped", "already-injected")
+    names = [_container_name(spec, kind, index) for kind, index in mounted]
+    ops += [
+        *mount_ops,
+        _status_op(pod, {**status, "mounted": status["mounted"] + names}),
+    ]
+    return Plan("mutated", "reinvoked", ops=ops)
+
+
+def _read_status(text: str | None) -> dict[str, Any] | None:
+    """The status annotation of an earlier admission, or None when absent or not ours."""
+    if text is None:
+        return None
+    try:
+        status = json.loads(text)
+        parse_size(status["size"], field=STATUS_ANNOTATION)
+    except (ValueError, TypeError, KeyError):
+        return None
+    shapes = (("volume", str), ("mounted", list), ("charged", list))
+    if not all(isinstance(status.get(key), kind) for key, kind in shapes):
+        return None
+    if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
+        return None
+    return status  # type: ignore[no-any-return]
+
+
+def _mount_ops(
+    spec: Json, volume: str, mount_path: str
+) -> tuple[list[patches.Op], list[tuple[str, int]], list[str]]:
+    """Mount ops for every container without something at the mount path, the (kind, index)
+    of those containers, and the names of the containers that keep their own."""
+    ops, mounted, kept = [], [], []
+    mount = {"name": volume, "mountPath": mount_path}
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(objects(spec.get(kind), f"spec.{kind}")):
+            where = f"spec.{kind}[{index}]"
+            name = string(container.get("name"), f"{where}.name")
+            if uses_path(container, mount_path, where):
+                kept.append(name)
+                continue
+            base = patches.pointer("spec", kind, index)
+            ops.append(_append(container, "volumeMounts", mount, base=base))
+            mounted.append((kind, index))
+    return ops, mounted, kept
+
+
+def _append(obj: Json, key: str, item: Any, *, base: str) -> patches.Op:
+    """Append to obj[key], creating the array when it is missing (JSON patch cannot)."""
+    if obj.get(key) is None:
+        return patches.add(f"{base}/{key}", [item])
+    return patches.add(f"{base}/{key}/-", item)
+
+
+def _volume_names(spec: Json) -> set[str]:
+    volumes = objects(spec.get("volumes"), "spec.volumes")
+    return {string(v.get("name"), f"spec.volumes[{i}].name") for i, v in enumerate(volumes)}
+
+
+def _free_volume_name(spec: Json, wanted: str) -> str:
+    taken = _volume_names(spec)
+    suffix = 0
+    name = wanted
+    while name in taken:
+        suffix += 1
+        name = f"{wanted}-{suffix}"
+    return name
+
+
+def _container_name(spec: Json, kind: str, index: int) -> str:
+    return str(spec[kind][index]["name"])
+
+
+def _status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
+    value = json.dumps(status, separators=(",", ":"))
+    if pod.get("metadata") is None:
+        return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
+    if pod["metadata"].get("annotations") is None:
+        return patches.add("/metadata/annotations", {STATUS_ANNOTATION: value})
+    return patches.add(patches.pointer("metadata", "annotations", STATUS_ANNOTATION), value)
+
+
+def _kept_warning(kept: list[str], mount_path: str) -> list[str]:
+    if not kept:
+        return []
+    if len(kept) == 1:
+        return [f"container {kept[0]} already mounts {mount_path}; kept as it is"]
+    return [f"containers {', '.join(kept)} already mount {mount_path}; kept as they are"]
+
+
+def _short(warnings: list[str]) -> list[str]:
+    """Warnings as the API server wants them: a handful, each short."""
+    return [
+        text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
+        for text in warnings[:MAX_WARNINGS]
+    ]
