@@ -9,6 +9,8 @@ from typing import Any
 import jsonpatch
 import kubernetes_validate
 
+from webhook.quantity import parse, to_bytes
+
 KUBERNETES_VERSION = "1.35"
 
 
@@ -35,4 +37,17 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
         paths = [m["mountPath"] for m in mounts]
         assert len(paths) == len(set(paths)), f"{container['name']}: duplicate mountPaths {paths}"
         for mount in mounts:
-            assert mount["name"] in volume_names, f"{container['name']} mounts missing {mount['name']}"
+            assert mount["name"] in volume_names, (
+                f"{container['name']} mounts missing {mount['name']}"
+            )
+        assert_request_within_limit(container.get("resources"), container["name"])
+    assert_request_within_limit(spec.get("resources"), "pod-level resources")
+
+
+def assert_request_within_limit(resources: dict[str, Any] | None, where: str) -> None:
+    """The API server rejects a memory request above the memory limit."""
+    resources = resources or {}
+    request = (resources.get("requests") or {}).get("memory")
+    limit = (resources.get("limits") or {}).get("memory")
+    if request is not None and limit is not None:
+        assert to_bytes(parse(request)) <= to_bytes(parse(limit)), f"{where}: request > limit"

@@ -133,7 +133,7 @@ def parse_size(text: str, *, field: str) -> Quantity:
     Zero is allowed (it means "no /dev/shm for this pod"). `field` names where the text came
     from in error messages, e.g. `shm-size` or `--default-size`.
     """
-    shown = f'{field} "{text}"'
+    shown = f'{field} "{text if len(text) <= 24 else text[:23] + "…"}"'
     try:
         quantity = parse(text)
     except QuantityError:
@@ -142,10 +142,9 @@ def parse_size(text: str, *, field: str) -> Quantity:
         raise SizeError(f"{shown} has no number; write a size such as 8Gi")
     suffix = text.lstrip("+-0123456789.")
     if suffix in ("m", "u", "n"):
-        number = text[: len(text) - 1]
+        hint = f"did you mean {text[:-1]}Mi?" if suffix == "m" else "write a size such as 8Gi"
         raise SizeError(
-            f"{shown} is a fraction of a byte ({suffix} is 10^{_DECIMAL_SUFFIXES[suffix]});"
-            f" did you mean {number}{suffix.upper() if suffix == 'm' else 'G'}i?"
+            f"{shown} is a fraction of a byte ({suffix} = 10^{_DECIMAL_SUFFIXES[suffix]}); {hint}"
         )
     if quantity.value < 0:
         raise SizeError(f"{shown} is negative; write a size such as 8Gi")
