@@ -1,0 +1,62 @@
+"""Session fixtures shared by every test package, and the hypothesis profiles.
+
+External tools (kubectl, helm) come from PATH, where `scripts/test` puts the versions the
+project supports. When one is missing a test skips on a laptop but fails under CI (`CI=true`),
+so a CI run can never go green by skipping the tests that talk to real Kubernetes tooling.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+# "ci" runs on every `scripts/test`; print_blob makes a failure reproducible from the log.
+# "fuzz" is the long hunt: HYPOTHESIS_PROFILE=fuzz scripts/test
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("fuzz", parent=settings.get_profile("ci"), max_examples=10_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def _unavailable(message: str) -> NoReturn:
+    if _under_ci():
+        pytest.fail(f"{message} (CI=true: failing rather than skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def _on_path(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        _unavailable(f"{name} is not on PATH; run the tests with scripts/test, which provides it")
+    return found
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    """Path of the kubectl binary on PATH."""
+    return _on_path("kubectl")
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """Path of the helm binary on PATH."""
+    return _on_path("helm")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared project material checked out beside the repository (`../shared`)."""
+    shared = REPO.parent / "shared"
+    if not shared.is_dir():
+        _unavailable(f"{shared} does not exist; check the shared material out beside the repo")
+    return shared
