@@ -1,0 +1,450 @@
+"""The Secret and caBundle lifecycle, through the real kubernetes client and a fake apiserver.
+
+Every scenario pins `now`: the fake apiserver does not look at certificate dates, so time can
+jump years ahead between two bootstrap runs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from kubernetes import client
+
+from certs.generate import Bundle, dns_names, generate_bundle
+from certs.publish import PublishError, SecretResult, ensure_secret, patch_ca_bundle
+from certs.renewal import needs_renewal
+from tests.certs.fake_apiserver import (
+    JSON_PATCH,
+    FakeApiServer,
+    config_path,
+    secret_path,
+    secrets_path,
+    serve,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+YEAR = timedelta(days=365)
+NAMESPACE, SECRET, SERVICE, CONFIG = "tools", "shm-webhook-tls", "shm-webhook", "shm-webhook"
+WEBHOOKS = ("pods.shm-webhook.io", "pods-kube-system.shm-webhook.io")
+
+
+class FakeClock:
+    """`clock` and `sleep` for patch_ca_bundle: sleeping only moves this clock on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake() -> FakeApiServer:
+    return FakeApiServer()
+
+
+@pytest.fixture
+def api(fake: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[client.ApiClient]:
+    # The client takes proxies from the environment; the fake is local.
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("no_proxy", "*")
+    with serve(fake) as url, client.ApiClient(client.Configuration(host=url)) as api_client:
+        yield api_client
+
+
+@pytest.fixture
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture
+def admission(api: client.ApiClient) -> client.AdmissionregistrationV1Api:
+    return client.AdmissionregistrationV1Api(api)
+
+
+def _ensure(core: client.CoreV1Api, now: datetime) -> SecretResult:
+    return ensure_secret(core, namespace=NAMESPACE, name=SECRET, service=SERVICE, now=now)
+
+
+def _patch(
+    admission: client.AdmissionregistrationV1Api,
+    ca_pem: bytes,
+    *,
+    now: datetime,
+    clock: FakeClock | None = None,
+) -> int:
+    clock = clock or FakeClock()
+    return patch_ca_bundle(
+        admission,
+        webhook_config=CONFIG,
+        ca_bundle_pem=ca_pem,
+        now=now,
+        timeout=30,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
+def _config(*, names: tuple[str, ...] = WEBHOOKS, ca_bundle: bytes | None = None) -> dict[str, Any]:
+    """A MutatingWebhookConfiguration as the chart renders it: no caBundle unless given."""
+    client_config: dict[str, Any] = {
+        "service": {"name": SERVICE, "namespace": NAMESPACE, "path": "/mutate", "port": 443}
+    }
+    if ca_bundle is not None:
+        client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
+    webhooks = [
+        {
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "clientConfig": dict(client_config),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["pods"],
+                }
+            ],
+        }
+        for name in names
+    ]
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIG},
+        "webhooks": webhooks,
+    }
+
+
+def _secret(files: Mapping[str, bytes], *, note: str = "") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": SECRET, "namespace": NAMESPACE, "annotations": {"note": note}},
+        "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
+    }
+
+
+def _files(bundle: Bundle) -> dict[str, bytes]:
+    return {
+        "ca.crt": bundle.ca_cert_pem,
+        "ca.key": bundle.ca_key_pem,
+        "tls.crt": bundle.cert_pem,
+        "tls.key": bundle.key_pem,
+    }
+
+
+def _bundle(now: datetime) -> Bundle:
+    return generate_bundle(service=SERVICE, namespace=NAMESPACE, now=now)
+
+
+def _stored_files(fake: FakeApiServer) -> dict[str, bytes]:
+    secret = fake.get(secret_path(NAMESPACE, SECRET))
+    assert secret is not None
+    return {key: base64.b64decode(value) for key, value in secret["data"].items()}
+
+
+def _stored_version(fake: FakeApiServer) -> str:
+    secret = fake.get(secret_path(NAMESPACE, SECRET))
+    assert secret is not None
+    return str(secret["metadata"]["resourceVersion"])
+
+
+def _trusted(fake: FakeApiServer) -> list[list[bytes]]:
+    """Per webhook, the DER of each CA in its caBundle, in order."""
+    config = fake.get(config_path(CONFIG))
+    assert config is not None
+    return [
+        [
+            ca.public_bytes(serialization.Encoding.DER)
+            for ca in x509.load_pem_x509_certificates(
+                base64.b64decode(webhook["clientConfig"]["caBundle"])
+            )
+        ]
+        for webhook in config["webhooks"]
+    ]
+
+
+def _der(pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def _serves(files: Mapping[str, bytes], *, now: datetime) -> bool:
+    names = dns_names(service=SERVICE, namespace=NAMESPACE)
+    renew, _ = needs_renewal(
+        cert_pem=files["tls.crt"],
+        key_pem=files["tls.key"],
+        ca_pem=files["ca.crt"],
+        dns_names=names,
+        now=now,
+    )
+    return not renew
+
+
+def _install(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    admission: client.AdmissionregistrationV1Api,
+) -> SecretResult:
+    fake.store(_config())
+    result = _ensure(core, NOW)
+    _patch(admission, result.ca_bundle_pem, now=NOW)
+    return result
+
+
+def test_first_install_creates_the_secret_and_trusts_its_ca_in_every_webhook(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    admission: client.AdmissionregistrationV1Api,
+) -> None:
+    fake.store(_config())
+    result = _ensure(core, NOW)
+
+    assert result.action == "created"
+    secret = fake.get(secret_path(NAMESPACE, SECRET))
+    assert secret is not None
+    assert secret["type"] == "kubernetes.io/tls"
+    files = _stored_files(fake)
+    assert set(files) == {"tls.crt", "tls.key", "ca.crt", "ca.key"}
+    assert result.ca_bundle_pem == files["ca.crt"]
+    assert _serves(files, now=NOW)
+
+    assert _patch(admission, result.ca_bundle_pem, now=NOW) == len(WEBHOOKS)
+    assert _trusted(fake) == [[_der(files["ca.crt"])]] * len(WEBHOOKS)
+    patches = [r for r in fake.requests if r.method == "PATCH"]
+    assert [r.content_type for r in patches] == [JSON_PATCH]
+
+
+def test_a_rerun_keeps_everything_and_writes_nothing(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    admission: client.AdmissionregistrationV1Api,
+) -> None:
+    _install(fake, core, admission)
+    files, version = _stored_files(fake), _stored_version(fake)
+
+    result = _ensure(core, NOW + 30 * DAY)
+    assert result.action == "kept"
+    assert result.reason.startswith("valid until")
+    assert _patch(admission, result.ca_bundle_pem, now=NOW + 30 * DAY) == 0
+
+    assert (fake.count("POST"), fake.count("PUT"), fake.count("PATCH")) == (1, 0, 1)
+    assert (_stored_files(fake), _stored_version(fake)) == (files, version)
+
+
+def test_a_serving_certificate_in_its_renew_window_is_reissued_from_the_same_ca(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    admission: client.AdmissionregistrationV1Api,
+) -> None:
+    _install(fake, core, admission)
+    before, version = _stored_files(fake), _stored_version(fake)
+    later = NOW + 300 * DAY
+
+    result = _ensure(core, later)
+
+    assert result.action == "renewed"
+    after = _stored_files(fake)
+    assert (after["ca.crt"], after["ca.key"]) == (before["ca.crt"], before["ca.key"])
+    assert after["tls.crt"] != before["tls.crt"]
+    assert _serves(after, now=later)
+    assert int(_stored_version(fake)) > int(version)
+    assert _patch(admission, result.ca_bundle_pem, now=later) == 0, "same CA: nothing to patch"
+    assert fake.count("PATCH") == 1
+
+
+def test_a_ca_rotation_trusts_old_and_new_ca_until_the_old_one_expires(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    admission: client.AdmissionregistrationV1Api,
+) -> None:
+    old_ca = _install(fake, core, admission).ca_bundle_pem
+    rotation = NOW + 4 * YEAR
+
+    rotated = _ensure(core, rotation)
+    assert rotated.action == "rotated-ca"
+    assert rotated.ca_bundle_pem != old_ca
+    assert _serves(_stored_files(fake), now=rotation)
+    assert _patch(admission, rotated.ca_bundle_pem, now=rotation) == len(WEBHOOKS)
+    assert _trusted(fake) == [[_der(rotated.ca_bundle_pem), _der(old_ca)]] * len(WEBHOOKS)
+
+    after_old_expiry = NOW + 5 * YEAR + DAY
+    renewed = _ensure(core, after_old_expiry)
+    assert renewed.action == "renewed"
+    assert renewed.ca_bundle_pem == rotated.ca_bundle_pem
+    assert _patch(admission, renewed.ca_bundle_pem, now=after_old_expiry) == len(WEBHOOKS)
+    assert _trusted(fake) == [[_der(rotated.ca_bundle_pem)]] * len(WEBHOOKS)
+
+
+@pytest.mark.parametrize(
+    ("files", "now"),
+    [
+        pytest.param(
+            lambda: {k: v for k, v in _files(_bundle(NOW)).items() if k != "ca.key"},
+            NOW + 300 * DAY,
+            id="a Secret without the CA key gets a new CA when its certificate is due",
+        ),
+        pytest.param(
+            lambda: _files(_bundle(NOW)) | {"ca.crt": b"not a certificate"},
+            NOW + DAY,
+            id="a Secret with an unreadable CA gets a new CA",
+        ),
+        pytest.param(
+            lambda: _files(_bundle(NOW)) | {"ca.key": _bundle(NOW).ca_key_pem},
+            NOW + 300 * DAY,
+            id="a Secret whose CA key is not the CA's gets a new CA when its certificate is due",
+        ),
+    ],
+)
+def test_a_ca_that_cannot_sign_is_replaced(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    files: Callable[[], dict[str, bytes]],
+    now: datetime,
+) -> None:
+    existing = files()
+    fake.store(_secret(existing))
+
+    result = _ensure(core, now)
+
+    assert result.action == "rotated-ca"
+    stored = _stored_files(fake)
+    assert stored["ca.crt"] not in (existing["ca.crt"], b"not a certificate")
+    assert _serves(stored, now=now)
+
+
+def test_a_secret_without_the_ca_key_is_kept_while_valid(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    files = {k: v for k, v in _files(_bundle(NOW)).items() if k != "ca.key"}
+    fake.store(_secret(files))
+    assert _ensure(core, NOW + DAY).action == "kept"
+    assert fake.count("PUT") == 0
+
+
+def test_a_concurrent_bootstrap_that_creates_the_secret_first_wins(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    theirs = _files(_bundle(NOW))
+    fake.before("POST", secrets_path(NAMESPACE), lambda: fake.store(_secret(theirs)))
+
+    result = _ensure(core, NOW)
+
+    assert result.action == "kept"
+    assert result.ca_bundle_pem == theirs["ca.crt"]
+    assert _stored_files(fake) == theirs
+    assert (fake.count("POST"), fake.count("GET")) == (1, 2)
+
+
+def test_a_concurrent_renewal_between_read_and_write_is_respected(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    later = NOW + 300 * DAY
+    fake.store(_secret(_files(_bundle(NOW))))
+    theirs = _files(_bundle(later))
+    path = secret_path(NAMESPACE, SECRET)
+    fake.before("PUT", path, lambda: fake.store(_secret(theirs)))
+
+    result = _ensure(core, later)
+
+    assert result.action == "kept", "the re-read found the other writer's valid certificate"
+    assert _stored_files(fake) == theirs
+    assert fake.count("PUT") == 1
+
+
+def test_a_secret_that_keeps_changing_under_us_is_an_error(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    stale = _files(_bundle(NOW))
+    fake.store(_secret(stale))
+    writes = iter(range(1_000))
+    path = secret_path(NAMESPACE, SECRET)
+    fake.before("PUT", path, lambda: fake.store(_secret(stale, note=str(next(writes)))), times=None)
+
+    with pytest.raises(PublishError, match=f"Secret {NAMESPACE}/{SECRET}"):
+        _ensure(core, NOW + 300 * DAY)
+    assert fake.count("PUT") > 1
+
+
+def test_a_webhook_configuration_that_appears_late_is_waited_for_with_backoff(
+    fake: FakeApiServer, admission: client.AdmissionregistrationV1Api
+) -> None:
+    ca = _bundle(NOW).ca_cert_pem
+    fake.appear_after(_config(), gets=3)
+    clock = FakeClock()
+
+    assert _patch(admission, ca, now=NOW, clock=clock) == len(WEBHOOKS)
+
+    assert fake.count("GET", config_path(CONFIG)) == 4
+    assert len(clock.sleeps) == 3
+    assert all(b == 2 * a for a, b in zip(clock.sleeps, clock.sleeps[1:], strict=False))
+    assert _trusted(fake) == [[_der(ca)]] * len(WEBHOOKS)
+
+
+def test_a_webhook_configuration_that_never_appears_times_out_with_a_clear_error(
+    fake: FakeApiServer, admission: client.AdmissionregistrationV1Api
+) -> None:
+    clock = FakeClock()
+
+    with pytest.raises(PublishError, match=f"MutatingWebhookConfiguration {CONFIG} .* 30s"):
+        _patch(admission, _bundle(NOW).ca_cert_pem, now=NOW, clock=clock)
+
+    assert sum(clock.sleeps) == pytest.approx(30)
+    assert fake.count("GET") == len(clock.sleeps) + 1
+    assert fake.count("PATCH") == 0
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(
+            lambda first: _config(names=WEBHOOKS[::-1], ca_bundle=first),
+            id="a reorder of the webhooks between read and patch",
+        ),
+        pytest.param(
+            lambda _: _config(ca_bundle=_bundle(NOW - DAY).ca_cert_pem),
+            id="a caBundle rewritten between read and patch",
+        ),
+    ],
+)
+def test_a_concurrent_edit_makes_the_patch_fail_and_retry_on_a_fresh_read(
+    fake: FakeApiServer,
+    admission: client.AdmissionregistrationV1Api,
+    edit: Callable[[bytes], dict[str, Any]],
+) -> None:
+    first, ours = _bundle(NOW - 2 * DAY).ca_cert_pem, _bundle(NOW).ca_cert_pem
+    fake.store(_config(ca_bundle=first))
+    edited = edit(first)
+    fake.before("PATCH", config_path(CONFIG), lambda: fake.store(edited))
+
+    assert _patch(admission, ours, now=NOW) == len(WEBHOOKS)
+
+    assert fake.count("PATCH") == 2
+    config = fake.get(config_path(CONFIG))
+    assert config is not None
+    assert [w["name"] for w in config["webhooks"]] == [w["name"] for w in edited["webhooks"]]
+    theirs = base64.b64decode(edited["webhooks"][0]["clientConfig"]["caBundle"])
+    assert _trusted(fake) == [[_der(ours), _der(theirs)]] * len(WEBHOOKS)
+
+
+def test_a_configuration_without_webhooks_needs_no_patch(
+    fake: FakeApiServer, admission: client.AdmissionregistrationV1Api
+) -> None:
+    fake.store(_config(names=()))
+    assert _patch(admission, _bundle(NOW).ca_cert_pem, now=NOW) == 0
+    assert fake.count("PATCH") == 0
