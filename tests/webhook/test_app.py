@@ -1,0 +1,334 @@
+"""The HTTP boundary of SPEC §3 and §5: probes, the /mutate guards (every malformed request is a
+4xx with a one-line plain message, never a 500), the per-admission log line and metrics, and
+golden AdmissionReview exchanges (see golden/README.md)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from tests.pods import apply_patch, assert_valid_pod
+from webhook.app import State, create_app
+from webhook.mutation import STATUS_ANNOTATION
+from webhook.settings import Settings, load_settings
+
+with warnings.catch_warnings():
+    # Starlette 1.10 wants `httpx2` for its TestClient; the dev dependencies still pin `httpx`,
+    # which it supports with a deprecation warning (an error under filterwarnings=error).
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+GOLDEN = Path(__file__).parent / "golden"
+JSON_TYPE = {"content-type": "application/json"}
+MIB = 1024 * 1024
+
+
+def a_review(obj: Any = None, **request: Any) -> dict[str, Any]:
+    pod = {
+        "metadata": {"name": "trainer", "namespace": "ml", "annotations": {"shm-size": "1Gi"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }
+    fields = {
+        "uid": "e911857d-c318-11e8-bbad-025000000001",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": "ml",
+        "object": pod if obj is None else obj,
+        **request,
+    }
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": fields}
+
+
+@pytest.fixture
+def state() -> State:
+    return State(certificate_loaded=True)
+
+
+def client(state: State, settings: Settings | None = None) -> TestClient:
+    return TestClient(create_app(settings or load_settings(), state=state))
+
+
+@pytest.fixture
+def http(state: State) -> TestClient:
+    return client(state)
+
+
+def error_count(state: State, reason: str) -> float | None:
+    return state.metrics.registry.get_sample_value(
+        "shm_webhook_admissions_total", {"outcome": "error", "reason": reason}
+    )
+
+
+def test_healthz_says_alive(http: TestClient) -> None:
+    response = http.get("/healthz")
+    assert (response.status_code, response.text) == (200, "ok")
+
+
+@pytest.mark.parametrize(
+    ("certificate_loaded", "shutting_down", "status"),
+    [
+        pytest.param(True, False, 200, id="ready once the certificate is loaded"),
+        pytest.param(False, False, 503, id="unready before the certificate is loaded"),
+        pytest.param(True, True, 503, id="unready as soon as shutdown starts"),
+    ],
+)
+def test_readyz_follows_the_state(
+    *, certificate_loaded: bool, shutting_down: bool, status: int
+) -> None:
+    state = State(certificate_loaded=certificate_loaded, shutting_down=shutting_down)
+    assert client(state).get("/readyz").status_code == status
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    for _ in range(total // MIB):
+        yield b" " * MIB
+
+
+MALFORMED = [
+    pytest.param(b"not json", JSON_TYPE, 400, "not-json", id="a body that is not JSON is a 400"),
+    pytest.param(b"[1, 2]", JSON_TYPE, 400, "not-an-object", id="a JSON array is a 400"),
+    pytest.param(b"", JSON_TYPE, 400, "not-json", id="an empty body is a 400"),
+    pytest.param(
+        orjson.dumps({**a_review(), "apiVersion": "v1"}),
+        JSON_TYPE,
+        400,
+        "api-version",
+        id="a review of an unknown apiVersion is a 400",
+    ),
+    pytest.param(
+        orjson.dumps({**a_review(), "kind": "Pod"}),
+        JSON_TYPE,
+        400,
+        "kind",
+        id="a body that is not an AdmissionReview is a 400",
+    ),
+    pytest.param(
+        orjson.dumps({**a_review(), "request": "x"}),
+        JSON_TYPE,
+        400,
+        "missing-request",
+        id="a review whose request is a string is a 400",
+    ),
+    pytest.param(
+        orjson.dumps(a_review(uid=None)), JSON_TYPE, 400, "missing-uid", id="a missing uid is a 400"
+    ),
+    pytest.param(
+        orjson.dumps(a_review()),
+        {"content-type": "text/plain"},
+        400,
+        "content-type",
+        id="a body that is not declared JSON is a 400",
+    ),
+    pytest.param(
+        orjson.dumps(a_review()),
+        {"content-type": ""},
+        400,
+        "content-type",
+        id="an empty content type is a 400",
+    ),
+    pytest.param(
+        b"{" + b" " * (9 * MIB) + b"}",
+        JSON_TYPE,
+        413,
+        "body-too-large",
+        id="a 9 MiB body is a 413",
+    ),
+    pytest.param(
+        _chunks(9 * MIB),
+        JSON_TYPE,
+        413,
+        "body-too-large",
+        id="a chunked body that grows past the limit is a 413",
+    ),
+    pytest.param(
+        orjson.dumps(a_review({"metadata": [], "spec": {}})),
+        JSON_TYPE,
+        400,
+        "invalid-object",
+        id="pod metadata that is an array is a 400",
+    ),
+    pytest.param(
+        orjson.dumps(a_review({"metadata": {"annotations": {"shm-size": 8}}})),
+        JSON_TYPE,
+        400,
+        "invalid-object",
+        id="an annotation that is a number is a 400",
+    ),
+    pytest.param(
+        orjson.dumps(
+            a_review({"metadata": {"annotations": {"shm-size": "1Gi"}}, "spec": {"containers": {}}})
+        ),
+        JSON_TYPE,
+        400,
+        "invalid-object",
+        id="containers that are an object are a 400",
+    ),
+    pytest.param(
+        orjson.dumps(a_review(1)),
+        JSON_TYPE,
+        400,
+        "invalid-object",
+        id="a pod that is a number is a 400",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "headers", "status", "reason"), MALFORMED)
+def test_a_malformed_request_gets_a_plain_one_line_4xx(
+    *,
+    state: State,
+    http: TestClient,
+    content: Any,
+    headers: dict[str, str],
+    status: int,
+    reason: str,
+) -> None:
+    response = http.post("/mutate", content=content, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.endswith("\n")
+    assert response.text.count("\n") == 1
+    assert error_count(state, reason) == 1
+    assert http.get("/healthz").status_code == 200
+
+
+def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(state: State) -> None:
+    http = client(state, load_settings({"max_body_bytes": 100}))
+    response = http.post("/mutate", content=b"x" * 101, headers=JSON_TYPE)
+    assert response.status_code == 413
+    assert "100 bytes" in response.text
+
+
+def test_the_body_limit_is_a_setting(state: State) -> None:
+    body = orjson.dumps(a_review())
+    small = client(state, load_settings({"max_body_bytes": len(body) - 1}))
+    assert small.post("/mutate", content=body, headers=JSON_TYPE).status_code == 413
+    exact = client(state, load_settings({"max_body_bytes": len(body)}))
+    assert exact.post("/mutate", content=body, headers=JSON_TYPE).status_code == 200
+
+
+def test_a_json_content_type_with_parameters_is_accepted(http: TestClient) -> None:
+    headers = {"content-type": "Application/JSON; charset=utf-8"}
+    response = http.post("/mutate", content=orjson.dumps(a_review()), headers=headers)
+    assert response.status_code == 200
+
+
+def test_the_timeout_query_of_the_kube_apiserver_is_ignored(http: TestClient) -> None:
+    response = http.post("/mutate?timeout=3s", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+    assert response.status_code == 200
+    assert response.json()["response"]["allowed"] is True
+
+
+def test_mutate_only_answers_post(http: TestClient) -> None:
+    assert http.get("/mutate").status_code == 405
+
+
+def test_a_bug_in_the_planner_is_a_logged_500(
+    *,
+    state: State,
+    http: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("webhook.review.plan", broken)
+    response = http.post("/mutate", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert record.exc_info is not None
+    assert "a bug" in str(record.exc_info[1])
+    assert error_count(state, "internal-error") == 1
+
+
+def test_settings_shape_the_policy(state: State) -> None:
+    http = client(state, load_settings({"default_size": "256Mi", "volume_name": "shm"}))
+    review = a_review({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})
+    response = http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE).json()
+    ops = orjson.loads(base64.b64decode(response["response"]["patch"]))
+    pod = apply_patch(review["request"]["object"], ops)
+    assert pod["spec"]["volumes"] == [
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
+    ]
+
+
+def test_each_admission_is_counted_timed_and_its_bytes_added(
+    state: State, http: TestClient
+) -> None:
+    for _ in range(2):
+        http.post("/mutate", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+    registry = state.metrics.registry
+    labels = {"outcome": "mutated", "reason": "injected"}
+    assert registry.get_sample_value("shm_webhook_admissions_total", labels) == 2
+    assert registry.get_sample_value("shm_webhook_admission_duration_seconds_count") == 2
+    assert registry.get_sample_value("shm_webhook_injected_bytes_total") == 2 * 2**30
+
+
+def test_each_admission_logs_one_line_with_who_what_and_how_long(
+    http: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    review = a_review(name="")
+    review["request"]["object"]["metadata"] = {
+        "generateName": "trainer-",
+        "annotations": {"shm-size": "1Gi"},
+    }
+    with caplog.at_level(logging.INFO, logger="webhook.admission"):
+        http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE)
+    [record] = [r for r in caplog.records if r.name == "webhook.admission"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["uid"] == review["request"]["uid"]
+    assert (fields["namespace"], fields["name"], fields["operation"]) == (
+        "ml",
+        "trainer-",
+        "CREATE",
+    )
+    assert (fields["outcome"], fields["reason"], fields["size"]) == ("mutated", "injected", 2**30)
+    assert fields["warnings"] == 0
+    assert fields["duration_ms"] >= 0
+
+
+def _decoded(answer: dict[str, Any], review: dict[str, Any]) -> dict[str, Any]:
+    """The answer as the golden files hold it (see golden/README.md)."""
+    decoded = copy.deepcopy(answer)
+    patch = decoded["response"].pop("patch", None)
+    if patch is None:
+        return decoded
+    patched = apply_patch(review["request"]["object"], orjson.loads(base64.b64decode(patch)))
+    assert_valid_pod(patched)
+    annotations = patched["metadata"]["annotations"]
+    status = json.loads(annotations[STATUS_ANNOTATION])
+    status["mounted"].sort()
+    status["charged"].sort()
+    annotations[STATUS_ANNOTATION] = status
+    decoded["patchedObject"] = patched
+    return decoded
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            path.name.removesuffix(".review.json"), id=path.name.removesuffix(".review.json")
+        )
+        for path in sorted(GOLDEN.glob("*.review.json"))
+    ],
+)
+def test_golden_exchange(http: TestClient, case: str) -> None:
+    review = json.loads((GOLDEN / f"{case}.review.json").read_text())
+    expected = json.loads((GOLDEN / f"{case}.response.json").read_text())
+    response = http.post("/mutate", content=json.dumps(review).encode(), headers=JSON_TYPE)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert _decoded(response.json(), review) == expected

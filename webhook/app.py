@@ -1,0 +1,214 @@
+"""The HTTP face of the webhook: `create_app(settings, *, state)` (SPEC §3, §5).
+
+Owns: `/healthz`, `/readyz` and `POST /mutate`, the request guards (content type, body limit),
+the mapping of `WebhookError` to a 4xx plain-text answer, one JSON log line and the metrics of
+every admission. `/mutate` is a raw ASGI endpoint, not a FastAPI route function: it skips the
+per-request Request/Response objects (PERF-NOTES §2). Must not import the Kubernetes client
+or `yaml`; knows nothing of TLS or the server's lifecycle beyond the `State` it is handed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from webhook.metrics import Metrics
+from webhook.mutation import Plan, Policy
+from webhook.review import Review, WebhookError, decide, parse_review
+from webhook.settings import Settings
+
+logger = logging.getLogger("webhook.admission")
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+@dataclass(slots=True)
+class State:
+    """What the server tells the app about itself; `/readyz` reads it on every probe."""
+
+    metrics: Metrics = field(default_factory=Metrics)
+    certificate_loaded: bool = False
+    shutting_down: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.certificate_loaded and not self.shutting_down
+
+
+def create_app(settings: Settings, *, state: State) -> FastAPI:
+    """The application; everything that depends only on settings is computed here, once."""
+    app = FastAPI(title="shm-webhook", docs_url=None, redoc_url=None, openapi_url=None)
+    endpoint = AdmissionEndpoint(
+        policy=settings.policy(), max_body_bytes=settings.max_body_bytes, metrics=state.metrics
+    )
+    # First in the table: the hot path is matched before anything else.
+    app.router.routes.insert(0, Route("/mutate", endpoint=endpoint, methods=["POST"]))
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    @app.get("/readyz", response_class=PlainTextResponse)
+    async def readyz() -> PlainTextResponse:
+        if state.ready:
+            return PlainTextResponse("ok")
+        why = "shutting down" if state.shutting_down else "certificate not loaded"
+        return PlainTextResponse(why, status_code=503)
+
+    return app
+
+
+class AdmissionEndpoint:
+    """`POST /mutate` as a plain ASGI callable (Starlette runs a non-function endpoint as is)."""
+
+    __slots__ = ("_max_body_bytes", "_metrics", "_policy")
+
+    def __init__(self, *, policy: Policy, max_body_bytes: int, metrics: Metrics) -> None:
+        self._policy = policy
+        self._max_body_bytes = max_body_bytes
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        review: Review | None = None
+        try:
+            body = await self._read(scope, receive)
+            if body is None:
+                return  # the client went away: nobody to answer
+            review = parse_review(body)
+            answer, result = decide(review, self._policy)
+        except WebhookError as error:
+            await _send(send, status=error.status, headers=_TEXT_HEADERS, body=error.message)
+            self._finish(review, None, started=started, error=error)
+            return
+        except Exception:
+            # A bug, not a bad request: answer 500 and say where it happened. Every malformed
+            # input is meant to end as a WebhookError above.
+            logger.exception("admission failed: %s", _identity(review))
+            await _send(send, status=500, headers=_TEXT_HEADERS, body="internal error")
+            self._metrics.record(
+                outcome="error", reason="internal-error", seconds=time.perf_counter() - started
+            )
+            return
+        await _send(send, status=200, headers=_JSON_HEADERS, body=answer)
+        self._finish(review, result, started=started, error=None)
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The request body, after the envelope guards; None when the client disconnected."""
+        content_type = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+        if content_type is None or _media_type(content_type) != b"application/json":
+            raise WebhookError(400, "Content-Type must be application/json", reason="content-type")
+        if length is not None:
+            if not length.isdigit():
+                raise WebhookError(400, "Content-Length is not a number", reason="content-length")
+            if int(length) > self._max_body_bytes:
+                raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise self._too_large()
+            if not message.get("more_body", False):
+                if not chunks:
+                    return chunk  # the usual case: one message, no copy
+                chunks.append(chunk)
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def _too_large(self) -> WebhookError:
+        return WebhookError(
+            413, f"the body exceeds {self._max_body_bytes} bytes", reason="body-too-large"
+        )
+
+    def _finish(
+        self,
+        review: Review | None,
+        result: Plan | None,
+        *,
+        started: float,
+        error: WebhookError | None,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        if error is not None:
+            outcome, reason, size, warnings = "error", error.reason, None, 0
+        elif result is None:
+            outcome, reason, size, warnings = "skipped", "not-a-pod-create", None, 0
+        else:
+            outcome, reason, size = result.outcome, result.reason, result.size
+            warnings = len(result.warnings)
+        injected = size if outcome == "mutated" and reason == "injected" and size else 0
+        self._metrics.record(outcome=outcome, reason=reason, seconds=seconds, injected=injected)
+        level = logging.INFO if error is None else logging.WARNING
+        if logger.isEnabledFor(level):
+            fields = {
+                **_identity(review),
+                "outcome": outcome,
+                "reason": reason,
+                "size": size,
+                "duration_ms": round(seconds * 1000, 3),
+                "warnings": warnings,
+            }
+            if error is not None:
+                fields["error"] = error.message
+            logger.log(level, "admission", extra={"fields": fields})
+
+
+def _identity(review: Review | None) -> dict[str, Any]:
+    """uid, namespace, name (or generateName) and operation, whatever the request's shape."""
+    if review is None:
+        return {"uid": None}
+    request: Mapping[str, Any] = review.request
+    name = request.get("name")
+    if not name:
+        pod = request.get("object")
+        metadata = pod.get("metadata") if isinstance(pod, dict) else None
+        if isinstance(metadata, dict):
+            name = metadata.get("name") or metadata.get("generateName")
+    return {
+        "uid": review.uid,
+        "namespace": _text(request.get("namespace")),
+        "name": _text(name),
+        "operation": _text(request.get("operation")),
+    }
+
+
+def _text(value: object) -> str | None:
+    # Log fields come from the request: keep them strings of a sane length.
+    return value[:253] if isinstance(value, str) else None
+
+
+def _media_type(content_type: bytes) -> bytes:
+    return content_type.split(b";", 1)[0].strip().lower()
+
+
+async def _send(
+    send: Send, *, status: int, headers: list[tuple[bytes, bytes]], body: bytes | str
+) -> None:
+    payload = body if isinstance(body, bytes) else (body + "\n").encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,192 @@
+"""Running the webhook: `serve(settings) -> exit code` (SPEC §5).
+
+Owns: the process around the app: JSON logging, the TLS context and its reload task (a
+development certificate when none is given), the uvicorn server, the metrics port, the
+post-start-up GC freeze (PERF-NOTES §4) and the SIGTERM sequence (unready at once, answer for
+`shutdown_grace` seconds, finish in-flight requests, exit 0; a second signal exits at once).
+Must not import the Kubernetes client or `yaml`: both would weigh on every replica's memory
+(PERF-NOTES §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import orjson
+import uvicorn
+
+from webhook import tls
+from webhook.app import State, create_app
+from webhook.metrics import start_metrics_server
+from webhook.settings import Settings, SettingsError, label
+
+logger = logging.getLogger("webhook.server")
+
+# In-flight admissions take milliseconds and the kube-apiserver gives up after timeoutSeconds
+# (3 s by default, 30 s at most); a connection still open after this is not worth waiting for.
+IN_FLIGHT_TIMEOUT = 10
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; the `fields` extra of a record is merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    # One line per admission is on the hot path: skip collecting what the formatter never
+    # prints (caller frame, thread, process), a third of a record's cost (the logging HOWTO's
+    # "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class WebhookServer(uvicorn.Server):
+    """uvicorn's server with our start-up extras and the graceful SIGTERM of SPEC §5."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        state: State,
+        reloader: tls.CertificateReloader,
+        grace: float,
+    ) -> None:
+        super().__init__(config)
+        self.state = state
+        self.reloader = reloader
+        self.grace = grace
+        self.exit_code = 0
+        self._exit_at: float | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        # Installed with signal.signal, so this runs between two bytecodes of the main thread:
+        # it only flips flags, and on_tick (every 0.1 s) acts on them. Unlike uvicorn's own
+        # handler it records no signal to re-raise after shutdown, so the exit code is ours.
+        if self._exit_at is not None or self.should_exit:
+            self.should_exit = self.force_exit = True
+            self.exit_code = 128 + sig
+            return
+        self.state.shutting_down = True
+        self._exit_at = time.monotonic() + self.grace
+        logger.info(
+            "%s received: unready now, shutting down in %gs",
+            signal.Signals(sig).name,
+            self.grace,
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started:
+            return
+        self._watch = asyncio.create_task(self.reloader.watch())
+        # Everything alive now lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await super().shutdown(sockets)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; the process exit code."""
+    configure_logging(settings.log_level)
+    stack = contextlib.ExitStack()
+    try:
+        cert_file, key_file = _certificate_files(settings, stack)
+        state = State()
+        reloader = _reloader(cert_file, key_file, state=state)
+        config = uvicorn.Config(
+            create_app(settings, state=state),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            ws="none",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # nothing sits between the kube-apiserver and us
+            timeout_graceful_shutdown=IN_FLIGHT_TIMEOUT,
+            # The reloader's context, so rotated certificates reach new handshakes.
+            ssl_context_factory=lambda _config, _default: reloader.context,
+        )
+        metrics_server = start_metrics_server(
+            state.metrics.registry, host=settings.host, port=settings.metrics_port
+        )
+        if metrics_server is not None:
+            stack.callback(metrics_server[0].shutdown)
+        server = WebhookServer(
+            config, state=state, reloader=reloader, grace=settings.shutdown_grace
+        )
+        server.run()
+        return server.exit_code
+    finally:
+        stack.close()
+
+
+def _certificate_files(settings: Settings, stack: contextlib.ExitStack) -> tuple[Path, Path]:
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        return Path(settings.tls_cert_file), Path(settings.tls_key_file)
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shm-webhook-dev-")))
+    cert, key, ca = tls.development_certificate(directory, now=datetime.now(UTC))
+    print(
+        f"shm-webhook: no --tls-cert-file given, serving a self-signed development certificate;"
+        f" CA at {ca}; try: curl --cacert {ca} https://localhost:{settings.port}/healthz",
+        file=sys.stderr,
+        flush=True,
+    )
+    return cert, key
+
+
+def _reloader(cert_file: Path, key_file: Path, *, state: State) -> tls.CertificateReloader:
+    def loaded(not_after: datetime) -> None:
+        state.certificate_loaded = True
+        state.metrics.certificate_loaded(not_after)
+
+    try:
+        return tls.CertificateReloader(cert_file, key_file, on_loaded=loaded)
+    except (tls.TLSConfigError, OSError) as error:
+        raise SettingsError(
+            f"{label('tls_cert_file')} / {label('tls_key_file')}: {error}"
+        ) from None
