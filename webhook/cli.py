@@ -1,8 +1,10 @@
-"""The `shm-webhook` command line: `serve`, `mutate` and `certs generate` (SPEC §5 to §7).
+"""The `shm-webhook` command line: `serve`, `mutate` and `certs generate|bootstrap|check` (SPEC §5
+to §7).
 
 Owns: the argument parser (every setting as a flag), the mutate preview of Pods, workloads
 with a pod template and AdmissionReviews, and the mapping of errors to exit codes: 2 with one
-line on stderr for a bad setting or input, 1 when the previewed object is denied.
+line on stderr for a bad setting or input, 1 when the previewed object is denied (or, for
+`certs`, when the cluster refuses or the certificate checked is due).
 
 Keeps `serve` lean: the server, `yaml` and `certs` are imported by the subcommand that needs
 them, never at module level (PERF-NOTES §7). Must not import the Kubernetes client.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -82,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     _setting_flags(mutate, POLICY_SETTINGS)
     mutate.set_defaults(run=_mutate)
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
-    # `bootstrap` and `check` join `generate` here.
+    _certs_commands(certs)
+    return parser
+
+
+def _certs_commands(certs: argparse.ArgumentParser) -> None:
     certs_commands = certs.add_subparsers(required=True, metavar="COMMAND")
     generate = certs_commands.add_parser("generate", help="write a CA and a serving certificate")
     generate.add_argument("--service", required=True)
@@ -94,7 +100,69 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--cert-days", type=_days, help="serving certificate validity")
     generate.add_argument("--ca-days", type=_days, help="CA validity")
     generate.set_defaults(run=_certs_generate)
-    return parser
+    _certs_bootstrap_flags(
+        certs_commands.add_parser(
+            "bootstrap", help="create or renew the serving Secret and publish its CA (in-cluster)"
+        )
+    )
+    _certs_check_flags(
+        certs_commands.add_parser("check", help="report a certificate and when it expires")
+    )
+
+
+def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
+    bootstrap.add_argument(
+        "--secret", required=True, metavar="NAME", help="a kubernetes.io/tls Secret"
+    )
+    bootstrap.add_argument("--namespace", required=True, metavar="NS", help="of Secret and Service")
+    bootstrap.add_argument("--service", required=True, metavar="S")
+    bootstrap.add_argument(
+        "--webhook-config", required=True, metavar="NAME", help="MutatingWebhookConfiguration"
+    )
+    bootstrap.add_argument(
+        "--extra-name", action="append", default=[], dest="extra_names", metavar="N"
+    )
+    bootstrap.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
+    bootstrap.add_argument(
+        "--skip-ca-bundle",
+        action="store_true",
+        help="leave the webhook configuration alone (it may not exist yet); keep a CA that is "
+        "still usable",
+    )
+    bootstrap.add_argument(
+        "--kubeconfig", type=Path, metavar="PATH", help="default: the in-cluster account"
+    )
+    bootstrap.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds to wait for the webhook configuration to exist (default 120)",
+    )
+    bootstrap.set_defaults(run=_certs_bootstrap)
+
+
+def _certs_check_flags(check: argparse.ArgumentParser) -> None:
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cert-file", type=Path, metavar="FILE")
+    source.add_argument("--secret", metavar="NAME", help="a kubernetes.io/tls Secret")
+    source.add_argument("--endpoint", metavar="HOST:PORT", help="the certificate served there")
+    check.add_argument("--namespace", metavar="NS", help="with --secret")
+    check.add_argument(
+        "--kubeconfig", type=Path, metavar="PATH", help="with --secret; default: in-cluster"
+    )
+    check.add_argument("--server-name", metavar="NAME", help="with --endpoint; default: HOST")
+    check.add_argument(
+        "--ca-file", type=Path, metavar="FILE", help="with --endpoint: verify against these CAs"
+    )
+    check.add_argument(
+        "--threshold-days",
+        type=_days_or_zero,
+        default=30,
+        metavar="N",
+        help="exit 1 when fewer days are left (default 30)",
+    )
+    check.set_defaults(run=_certs_check)
 
 
 def _setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -155,6 +223,54 @@ def _certs_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write to {args.out}: {error.strerror}") from None
     print(f"wrote ca.crt, tls.crt and tls.key to {args.out}", file=sys.stderr)
     return 0
+
+
+def _days_or_zero(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days (0 or more)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+def _certs_bootstrap(args: argparse.Namespace) -> int:
+    from certs import commands  # the Kubernetes client only for this subcommand
+
+    options = commands.BootstrapOptions.from_values(vars(args))
+
+    def run() -> bool:
+        commands.bootstrap(options, out=sys.stdout)
+        return True
+
+    return _certs_outcome(run)
+
+
+def _certs_check(args: argparse.Namespace) -> int:
+    from certs import commands
+
+    options = commands.CheckOptions.from_values(vars(args))
+    return _certs_outcome(lambda: commands.check(options, out=sys.stdout))
+
+
+def _certs_outcome(command: Callable[[], bool]) -> int:
+    """0 when the command succeeds, 1 when it fails or finds a problem, 2 for bad input."""
+    from certs.commands import BadInput, Failed
+
+    try:
+        return 0 if command() else 1
+    except BadInput as error:
+        raise UsageError(str(error)) from None
+    except Failed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 @dataclass

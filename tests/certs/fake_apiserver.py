@@ -1,10 +1,14 @@
-"""A fake kube-apiserver, over plain HTTP on 127.0.0.1, for the calls `certs.publish` makes.
+"""A fake kube-apiserver, over plain HTTP on 127.0.0.1, for the calls `certs.publish` and
+`certs.cabundle` make.
 
 Tests drive it through the real `kubernetes` client, so the paths, verbs, content types and
 status codes the client produces are what is checked. Served:
 
 - `/api/v1/namespaces/{ns}/secrets` POST, `/api/v1/namespaces/{ns}/secrets/{name}` GET, PUT
 - `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}` GET, PATCH
+
+`before` hooks act as a concurrent writer, and one that raises `ApiError` (see `fail`) answers
+the request with that `Status` instead, as an RBAC denial or an admission plugin would.
 
 Mirrored from the real apiserver: failures are `Status` objects with the real reasons and
 messages (NotFound 404, AlreadyExists 409, Conflict 409, Invalid 422, BadRequest 400,
@@ -30,7 +34,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +59,62 @@ def secret_path(namespace: str, name: str) -> str:
 
 def config_path(name: str) -> str:
     return f"/apis/{CONFIG_GROUP}/v1/mutatingwebhookconfigurations/{name}"
+
+
+def webhook_configuration(
+    name: str, *, service: str, namespace: str, webhooks: Sequence[str], ca_bundle: bytes | None
+) -> Object:
+    """A MutatingWebhookConfiguration as the chart renders it: no caBundle unless given."""
+    client_config: Object = {
+        "service": {"name": service, "namespace": namespace, "path": "/mutate", "port": 443}
+    }
+    if ca_bundle is not None:
+        client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
+    rule = {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE"],
+        "resources": ["pods"],
+    }
+    return {
+        "apiVersion": f"{CONFIG_GROUP}/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [
+            {
+                "name": webhook,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "clientConfig": copy.deepcopy(client_config),
+                "rules": [dict(rule)],
+            }
+            for webhook in webhooks
+        ],
+    }
+
+
+def tls_secret(name: str, *, namespace: str, files: Mapping[str, bytes], note: str = "") -> Object:
+    """A `kubernetes.io/tls` Secret holding `files`; `note` tells two versions apart."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace, "annotations": {"note": note}},
+        "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
+    }
+
+
+def kubeconfig(url: str) -> Object:
+    """A kubeconfig whose current context is the fake at `url` (any token will do)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": url}}],
+        "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        "current-context": "fake",
+    }
 
 
 @dataclass(frozen=True)
@@ -172,6 +232,15 @@ class FakeApiServer:
         with self._lock:
             self._hooks.append(_Hook(method, path, action, after, times))
 
+    def fail(self, method: str, path: str, *, code: int, reason: str, message: str) -> None:
+        """Answer every `method` request to `path` with this failure `Status` (e.g. 403
+        Forbidden, as RBAC does), without handling it."""
+
+        def refuse() -> None:
+            raise ApiError(code, reason, message)
+
+        self.before(method, path, refuse, times=None)
+
     def appear_after(self, obj: Object, *, gets: int) -> None:
         """`obj` comes into existence just before the GET following the first `gets` GETs."""
         self.before("GET", _PATHS[obj["kind"]](obj), lambda: self.store(obj), after=gets)
@@ -184,11 +253,11 @@ class FakeApiServer:
         """(HTTP status, response body) for one request."""
         with self._lock:
             self.requests.append(request)
-            for hook in [
-                h for h in self._hooks if (h.method, h.path) == (request.method, request.path)
-            ]:
-                hook.fire()
             try:
+                for hook in [
+                    h for h in self._hooks if (h.method, h.path) == (request.method, request.path)
+                ]:
+                    hook.fire()
                 return self._route(request)
             except ApiError as error:
                 return error.status["code"], error.status

@@ -13,11 +13,21 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
-from certs.generate import Bundle, dns_names, generate_bundle
-from certs.publish import PublishError, SecretResult, ensure_secret, patch_ca_bundle
+from certs.cabundle import patch_ca_bundle
+from certs.generate import Bundle, dns_names, generate_bundle, issue_serving_cert
+from certs.publish import (
+    PublishError,
+    SecretPlan,
+    SecretResult,
+    SecretSpec,
+    apply_secret,
+    decide_secret,
+    ensure_secret,
+)
 from certs.renewal import needs_renewal
 from tests.certs.fake_apiserver import (
     JSON_PATCH,
@@ -26,6 +36,8 @@ from tests.certs.fake_apiserver import (
     secret_path,
     secrets_path,
     serve,
+    tls_secret,
+    webhook_configuration,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,8 +86,11 @@ def admission(api: client.ApiClient) -> client.AdmissionregistrationV1Api:
     return client.AdmissionregistrationV1Api(api)
 
 
+SPEC = SecretSpec(namespace=NAMESPACE, name=SECRET, service=SERVICE)
+
+
 def _ensure(core: client.CoreV1Api, now: datetime) -> SecretResult:
-    return ensure_secret(core, namespace=NAMESPACE, name=SECRET, service=SERVICE, now=now)
+    return ensure_secret(core, SPEC, now=now)
 
 
 def _patch(
@@ -98,46 +113,13 @@ def _patch(
 
 
 def _config(*, names: tuple[str, ...] = WEBHOOKS, ca_bundle: bytes | None = None) -> dict[str, Any]:
-    """A MutatingWebhookConfiguration as the chart renders it: no caBundle unless given."""
-    client_config: dict[str, Any] = {
-        "service": {"name": SERVICE, "namespace": NAMESPACE, "path": "/mutate", "port": 443}
-    }
-    if ca_bundle is not None:
-        client_config["caBundle"] = base64.b64encode(ca_bundle).decode()
-    webhooks = [
-        {
-            "name": name,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "clientConfig": dict(client_config),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "operations": ["CREATE"],
-                    "resources": ["pods"],
-                }
-            ],
-        }
-        for name in names
-    ]
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": CONFIG},
-        "webhooks": webhooks,
-    }
+    return webhook_configuration(
+        CONFIG, service=SERVICE, namespace=NAMESPACE, webhooks=names, ca_bundle=ca_bundle
+    )
 
 
 def _secret(files: Mapping[str, bytes], *, note: str = "") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": SECRET, "namespace": NAMESPACE, "annotations": {"note": note}},
-        "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
-    }
+    return tls_secret(SECRET, namespace=NAMESPACE, files=files, note=note)
 
 
 def _files(bundle: Bundle) -> dict[str, bytes]:
@@ -147,6 +129,29 @@ def _files(bundle: Bundle) -> dict[str, bytes]:
         "tls.crt": bundle.cert_pem,
         "tls.key": bundle.key_pem,
     }
+
+
+def _outliving_its_ca(bundle: Bundle) -> dict[str, bytes]:
+    """The bundle's files with a serving certificate from a month before to a year after the CA
+    expires, as a tool other than ours may sign (ours caps a certificate at its CA's notAfter)."""
+    ca = x509.load_pem_x509_certificate(bundle.ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(bundle.ca_key_pem, password=None)
+    key = serialization.load_pem_private_key(bundle.key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    names = [x509.DNSName(name) for name in dns_names(service=SERVICE, namespace=NAMESPACE)]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(ca.not_valid_after_utc - 30 * DAY)
+        .not_valid_after(ca.not_valid_after_utc + YEAR)
+        .add_extension(x509.SubjectAlternativeName(names), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return _files(bundle) | {"tls.crt": cert.public_bytes(serialization.Encoding.PEM)}
 
 
 def _bundle(now: datetime) -> Bundle:
@@ -335,6 +340,182 @@ def test_a_secret_without_the_ca_key_is_kept_while_valid(
     fake.store(_secret(files))
     assert _ensure(core, NOW + DAY).action == "kept"
     assert fake.count("PUT") == 0
+
+
+def _late_cert_from(bundle: Bundle, *, issued: datetime) -> dict[str, bytes]:
+    """The bundle's files with a serving certificate its CA issued at `issued`."""
+    cert_pem, key_pem = issue_serving_cert(
+        ca_cert_pem=bundle.ca_cert_pem,
+        ca_key_pem=bundle.ca_key_pem,
+        dns_names=dns_names(service=SERVICE, namespace=NAMESPACE),
+        now=issued,
+    )
+    return _files(bundle) | {"tls.crt": cert_pem, "tls.key": key_pem}
+
+
+def test_a_decision_reads_only_and_applying_it_writes_what_was_decided(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    existing = _files(_bundle(NOW))
+    fake.store(_secret(existing))
+    later = NOW + 300 * DAY
+
+    plan = decide_secret(core, SPEC, now=later)
+
+    assert plan.action == "renewed"
+    assert [r.method for r in fake.requests] == ["GET"]
+    assert _stored_files(fake) == existing
+    assert apply_secret(core, plan)
+    assert _stored_files(fake) == dict(plan.files)
+    assert _serves(plan.files, now=later)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        pytest.param(None, id="a create decided while the Secret was missing"),
+        pytest.param(lambda: _files(_bundle(NOW)), id="a renewal decided on an older version"),
+    ],
+)
+def test_a_decision_overtaken_by_another_writer_is_refused_and_theirs_stays(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    stored: Callable[[], dict[str, bytes]] | None,
+) -> None:
+    later = NOW + 300 * DAY
+    if stored is not None:
+        fake.store(_secret(stored()))
+    plan = decide_secret(core, SPEC, now=later)
+    theirs = _files(_bundle(later))
+    fake.store(_secret(theirs, note="theirs"))
+
+    assert not apply_secret(core, plan)
+
+    assert _stored_files(fake) == theirs
+
+
+@pytest.mark.parametrize(
+    ("rotate_due_ca", "action"),
+    [
+        pytest.param(True, "rotated-ca", id="a run that publishes the caBundle rotates a due CA"),
+        pytest.param(False, "kept", id="a run that cannot publish it keeps a due, usable CA"),
+    ],
+)
+def test_a_due_ca_is_rotated_only_by_a_run_that_publishes_the_ca_bundle(
+    fake: FakeApiServer, core: client.CoreV1Api, rotate_due_ca: bool, action: str
+) -> None:
+    now = NOW + 4 * YEAR
+    existing = _late_cert_from(_bundle(NOW), issued=now - 10 * DAY)
+    fake.store(_secret(existing))
+    spec = SecretSpec(
+        namespace=NAMESPACE, name=SECRET, service=SERVICE, rotate_due_ca=rotate_due_ca
+    )
+
+    result = ensure_secret(core, spec, now=now)
+
+    assert result.action == action
+    assert (result.ca_bundle_pem == existing["ca.crt"]) is not rotate_due_ca
+    assert _serves(_stored_files(fake), now=now)
+
+
+def test_without_rotating_a_due_ca_a_due_certificate_is_reissued_from_it(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    existing = _files(_bundle(NOW))
+    fake.store(_secret(existing))
+    now = NOW + 4 * YEAR
+    spec = SecretSpec(namespace=NAMESPACE, name=SECRET, service=SERVICE, rotate_due_ca=False)
+
+    result = ensure_secret(core, spec, now=now)
+
+    assert result.action == "renewed"
+    stored = _stored_files(fake)
+    assert (stored["ca.crt"], stored["ca.key"]) == (existing["ca.crt"], existing["ca.key"])
+    assert _serves(stored, now=now)
+
+
+@pytest.mark.parametrize(
+    ("files", "now"),
+    [
+        pytest.param(
+            lambda: _files(_bundle(NOW)), NOW + 5 * YEAR + DAY, id="an expired CA is replaced"
+        ),
+        pytest.param(
+            lambda: _outliving_its_ca(_bundle(NOW)),
+            NOW + 5 * YEAR + DAY,
+            id="an expired CA is replaced even when its certificate has not expired",
+        ),
+        pytest.param(
+            lambda: _files(_bundle(NOW)) | {"ca.crt": b"not a certificate"},
+            NOW + DAY,
+            id="an unreadable CA is replaced",
+        ),
+        pytest.param(
+            lambda: {k: v for k, v in _files(_bundle(NOW)).items() if k != "ca.key"},
+            NOW + 4 * YEAR,
+            id="a CA without its key is replaced when the certificate is due",
+        ),
+    ],
+)
+def test_an_unusable_ca_is_replaced_even_by_a_run_that_cannot_publish_the_ca_bundle(
+    fake: FakeApiServer,
+    core: client.CoreV1Api,
+    files: Callable[[], dict[str, bytes]],
+    now: datetime,
+) -> None:
+    existing = files()
+    fake.store(_secret(existing))
+    spec = SecretSpec(namespace=NAMESPACE, name=SECRET, service=SERVICE, rotate_due_ca=False)
+
+    result = ensure_secret(core, spec, now=now)
+
+    assert result.action == "rotated-ca"
+    assert result.ca_bundle_pem != existing["ca.crt"]
+    assert _serves(_stored_files(fake), now=now)
+
+
+def test_the_hook_before_a_write_sees_the_plan_before_anything_is_written(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    fake.store(_secret(_files(_bundle(NOW))))
+    rotation = NOW + 4 * YEAR
+    seen: list[tuple[str, bytes, int]] = []
+
+    def before_write(plan: SecretPlan) -> None:
+        seen.append((plan.action, plan.ca_bundle_pem, fake.count("PUT")))
+
+    result = ensure_secret(core, SPEC, now=rotation, before_write=before_write)
+
+    assert seen == [("rotated-ca", result.ca_bundle_pem, 0)]
+    assert _stored_files(fake)["ca.crt"] == result.ca_bundle_pem
+    assert fake.count("PUT") == 1
+
+
+def test_the_hook_before_a_write_is_not_called_when_the_secret_is_kept(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    fake.store(_secret(_files(_bundle(NOW))))
+    seen: list[SecretPlan] = []
+
+    assert ensure_secret(core, SPEC, now=NOW + DAY, before_write=seen.append).action == "kept"
+    assert seen == []
+
+
+def test_the_hook_before_a_write_runs_again_for_the_decision_after_a_conflict(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    later = NOW + 300 * DAY
+    stale = _files(_bundle(NOW))
+    fake.store(_secret(stale))
+    fake.before("PUT", secret_path(NAMESPACE, SECRET), lambda: fake.store(_secret(stale, note="x")))
+    seen: list[SecretPlan] = []
+
+    result = ensure_secret(core, SPEC, now=later, before_write=seen.append)
+
+    assert [plan.action for plan in seen] == ["renewed", "renewed"]
+    assert fake.count("PUT") == 2
+    assert _stored_files(fake)["tls.crt"] == seen[-1].files["tls.crt"]
+    assert result.action == "renewed"
 
 
 def test_a_concurrent_bootstrap_that_creates_the_secret_first_wins(

@@ -1,0 +1,141 @@
+"""Trusting the webhook's CA: the caBundle of every webhook of a MutatingWebhookConfiguration.
+
+Owns: `patch_ca_bundle` (wait for the configuration, then JSON-patch each webhook's caBundle
+to `bundle_after_rotation` of its current one, so a rotated-out CA stays trusted until it
+expires; the patch carries `test` ops, making it a compare-and-swap). The kubernetes API object
+is a parameter: this module never builds a client or reads credentials, and it raises
+(`PublishError`, or the client's `ApiException` for what it cannot handle) instead of exiting.
+
+Must not import anything in `webhook`. Which CAs a bundle keeps is `certs.renewal`; the Secret
+holding the CA is `certs.publish`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from kubernetes.client import (
+    AdmissionregistrationV1Api,
+    V1MutatingWebhook,
+    V1MutatingWebhookConfiguration,
+)
+from kubernetes.client.exceptions import ApiException
+
+from certs.publish import ATTEMPTS, PublishError
+from certs.renewal import bundle_after_rotation
+
+# The chart's hook Job may start before the configuration exists: poll with backoff.
+_FIRST_DELAY = 0.5
+_MAX_DELAY = 8.0
+
+
+def patch_ca_bundle(
+    admission: AdmissionregistrationV1Api,
+    *,
+    webhook_config: str,
+    ca_bundle_pem: bytes,
+    now: datetime,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Trust `ca_bundle_pem` in every webhook of the MutatingWebhookConfiguration; return how
+    many webhooks changed (0: already up to date, nothing written).
+
+    Each webhook's bundle becomes `bundle_after_rotation` of its current one, so a CA rotated
+    out stays trusted until it expires. Waits up to `timeout` seconds for the configuration
+    to exist: the chart's hook Job may start before it is created.
+    """
+    for _ in range(ATTEMPTS):
+        config = _wait_for_config(
+            admission, name=webhook_config, timeout=timeout, sleep=sleep, clock=clock
+        )
+        ops = _ca_bundle_ops(config.webhooks or [], ca_bundle_pem=ca_bundle_pem, now=now)
+        if not ops:
+            return 0
+        try:
+            admission.patch_mutating_webhook_configuration(webhook_config, ops)
+        except ApiException as error:
+            # 422: a `test` op failed, so the webhooks changed since the read; read again.
+            if error.status != 422:
+                raise
+            continue
+        return sum(op["op"] == "add" for op in ops)
+    raise PublishError(
+        f"MutatingWebhookConfiguration {webhook_config} changed under us {ATTEMPTS} times in "
+        "a row; another writer keeps editing its webhooks"
+    )
+
+
+def _wait_for_config(
+    admission: AdmissionregistrationV1Api,
+    *,
+    name: str,
+    timeout: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> V1MutatingWebhookConfiguration:
+    deadline = clock() + timeout
+    delay = _FIRST_DELAY
+    while (config := _read_config(admission, name=name)) is None:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise PublishError(
+                f"MutatingWebhookConfiguration {name} still does not exist after {timeout:g}s; "
+                "check that the chart installed it under this name"
+            )
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, _MAX_DELAY)
+    return config
+
+
+def _read_config(
+    admission: AdmissionregistrationV1Api, *, name: str
+) -> V1MutatingWebhookConfiguration | None:
+    try:
+        config: V1MutatingWebhookConfiguration = admission.read_mutating_webhook_configuration(name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return config
+
+
+def _ca_bundle_ops(
+    webhooks: Sequence[V1MutatingWebhook], *, ca_bundle_pem: bytes, now: datetime
+) -> list[dict[str, str]]:
+    ops: list[dict[str, str]] = []
+    for index, webhook in enumerate(webhooks):
+        current = _text(webhook.client_config.ca_bundle)
+        bundle = bundle_after_rotation(
+            current_bundle_pem=_pem(current), new_ca_pem=ca_bundle_pem, now=now
+        )
+        wanted = base64.b64encode(bundle).decode("ascii")
+        if wanted == current:
+            continue
+        path = f"/webhooks/{index}"
+        # The `test` ops make the patch a compare-and-swap: if the list was reordered or the
+        # bundle rewritten since the read, the apiserver refuses it and we read again.
+        ops.append({"op": "test", "path": f"{path}/name", "value": webhook.name})
+        if current:
+            ops.append({"op": "test", "path": f"{path}/clientConfig/caBundle", "value": current})
+        # `add` sets the member whether or not the chart rendered one (`replace` needs it).
+        ops.append({"op": "add", "path": f"{path}/clientConfig/caBundle", "value": wanted})
+    return ops
+
+
+def _text(ca_bundle: bytes | str | None) -> str:
+    if isinstance(ca_bundle, bytes):
+        return ca_bundle.decode("ascii")
+    return ca_bundle or ""
+
+
+def _pem(ca_bundle: str) -> bytes:
+    try:
+        return base64.b64decode(ca_bundle, validate=True)
+    except binascii.Error:
+        return b""
