@@ -54,6 +54,12 @@ def helm() -> str:
 
 
 @pytest.fixture(scope="session")
+def wrk() -> str:
+    """Path of the wrk binary on PATH (the benchmark's load generator; apt-get install wrk)."""
+    return _on_path("wrk")
+
+
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The shared project material checked out beside the repository (`../shared`)."""
     shared = REPO.parent / "shared"

@@ -40,6 +40,8 @@ DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 MAX_WARNINGS = 5
 MAX_WARNING_LENGTH = 120
+# json.dumps with separators builds an encoder per call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +337,7 @@ def _container_name(spec: Json, kind: str, index: int) -> str:
 
 
 def _status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
-    value = json.dumps(status, separators=(",", ":"))
+    value = _COMPACT_JSON.encode(status)
     if pod.get("metadata") is None:
         return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
     if pod["metadata"].get("annotations") is None:

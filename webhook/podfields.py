@@ -16,6 +16,9 @@ from webhook import quantity
 from webhook.quantity import Quantity
 
 Json = Mapping[str, Any]
+# dict first: a decoded pod holds nothing else, and isinstance against the Mapping ABC alone
+# costs a Python-level call each time (~30 times per pod).
+_MAPPINGS = (dict, Mapping)
 
 
 class InvalidObject(ValueError):
@@ -26,7 +29,7 @@ def mapping(value: object, where: str) -> Json:
     """An object field; absent or null reads as empty."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, _MAPPINGS):
         raise InvalidObject(f"{where} must be an object")
     return value
 
@@ -38,7 +41,7 @@ def objects(value: object, where: str) -> Sequence[Json]:
     if not isinstance(value, list):
         raise InvalidObject(f"{where} must be an array")
     for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, _MAPPINGS):
             raise InvalidObject(f"{where}[{index}] must be an object")
     return value
 

@@ -6,24 +6,22 @@ the files into the live context when a Secret volume or anyone else replaces the
 certificate is given).
 
 Must not import fastapi, starlette or uvicorn: the server hands the context to whichever
-transport it runs. Certificates are made by `certs.generate` and written by `certs.files`.
+transport it runs. Certificates are made by `certs.generate` and written by `certs.files`,
+imported only for a development certificate: serving certificate files needs nothing beyond
+the standard library (`cryptography` would add ~8 MiB to every replica, PERF-NOTES §7).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
+import re
 import ssl
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from certs.files import CA_CERT_FILE, CERT_FILE, KEY_FILE, write_bundle
-from certs.generate import generate_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +31,13 @@ DEVELOPMENT_EXTRA_NAMES = ("localhost", "127.0.0.1", "::1")
 
 # (st_ino, st_mtime_ns, st_size) of the certificate and of the key.
 _Signature = tuple[tuple[int, int, int], tuple[int, int, int]]
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n(.+?)-----END CERTIFICATE-----", re.DOTALL
+)
+_SEQUENCE = 0x30  # the DER tag of an ASN.1 SEQUENCE
+# The PKCS#8 and the traditional OpenSSL forms of a passphrase-protected key.
+_ENCRYPTED_KEY_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 
 
 class TLSConfigError(ValueError):
@@ -50,7 +55,14 @@ def certificate_not_after(cert_pem_or_path: bytes | Path) -> datetime:
     """The notAfter (UTC) of the first certificate in PEM bytes or a PEM file."""
     if isinstance(cert_pem_or_path, Path):
         cert_pem_or_path = cert_pem_or_path.read_bytes()
-    return x509.load_pem_x509_certificate(cert_pem_or_path).not_valid_after_utc
+    found = _PEM_CERTIFICATE.search(cert_pem_or_path)
+    if found is None:
+        raise ValueError("no PEM certificate found")
+    try:
+        der = base64.b64decode(found.group(1), validate=False)
+        return _der_not_after(der)
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"the first PEM certificate does not decode: {error}") from None
 
 
 class CertificateReloader:
@@ -122,6 +134,9 @@ def development_certificate(directory: Path, *, now: datetime) -> tuple[Path, Pa
 
     The certificate names `shm-webhook.default.svc`, `localhost`, `127.0.0.1` and `::1`.
     """
+    from certs.files import CA_CERT_FILE, CERT_FILE, KEY_FILE, write_bundle
+    from certs.generate import generate_bundle
+
     bundle = generate_bundle(
         service=DEVELOPMENT_SERVICE,
         namespace=DEVELOPMENT_NAMESPACE,
@@ -144,32 +159,67 @@ def _load(context: ssl.SSLContext, *, cert_file: Path, key_file: Path) -> dateti
 
     `load_cert_chain` installs the certificate before it checks the key, so a bad key would
     leave a live context with a certificate it cannot sign for; a scratch context takes the
-    failure instead. Parsing first only serves to say which file is wrong.
+    failure instead. Checking the certificates first only serves to say which file is wrong:
+    once OpenSSL has read them, a pair that does not load has a bad key.
     """
     cert_pem, key_pem = _read(cert_file), _read(key_file)
     try:
-        chain = x509.load_pem_x509_certificates(cert_pem)
-    except ValueError:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=cert_pem.decode())
+        not_after = certificate_not_after(cert_pem)
+    except (ValueError, ssl.SSLError):  # UnicodeDecodeError is a ValueError
         raise TLSConfigError(f"{cert_file} does not hold PEM certificates") from None
-    try:
-        serialization.load_pem_private_key(key_pem, password=None)
-    except TypeError:
-        raise TLSConfigError(f"{key_file} is encrypted; give an unencrypted key") from None
-    except ValueError:
-        raise TLSConfigError(f"{key_file} does not hold a PEM private key") from None
+    if any(marker in key_pem for marker in _ENCRYPTED_KEY_MARKERS):
+        raise TLSConfigError(f"{key_file} is encrypted; give an unencrypted key")
     scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for target in (scratch, context):
         try:
             # A password, even empty, stops OpenSSL prompting on the terminal should the key
-            # have been swapped for an encrypted one since it was parsed.
+            # have been swapped for an encrypted one since it was read.
             target.load_cert_chain(cert_file, key_file, password=b"")
         except ssl.SSLError as error:
             if error.reason == "KEY_VALUES_MISMATCH":
                 message = f"{key_file} is not the private key of the certificate in {cert_file}"
+            elif target is scratch:
+                message = f"{key_file} does not hold a PEM private key"
             else:
                 message = f"cannot serve {cert_file} with {key_file}: {error}"
             raise TLSConfigError(message) from None
-    return chain[0].not_valid_after_utc
+    return not_after
+
+
+def _der_not_after(der: bytes) -> datetime:
+    """notAfter of a DER certificate: Certificate > tbsCertificate > validity (RFC 5280 4.1)."""
+    _, start, _ = _der_element(der, 0, expect=_SEQUENCE)  # Certificate
+    _, start, _ = _der_element(der, start, expect=_SEQUENCE)  # tbsCertificate
+    tag, _, end = _der_element(der, start)
+    if tag == 0xA0:  # [0] version, absent from v1 certificates
+        _, _, end = _der_element(der, end)  # serialNumber
+    for _ in ("signature", "issuer"):
+        _, _, end = _der_element(der, end, expect=_SEQUENCE)
+    _, validity, _ = _der_element(der, end, expect=_SEQUENCE)
+    _, _, after = _der_element(der, validity)  # notBefore
+    tag, start, end = _der_element(der, after)  # notAfter
+    text = der[start:end].decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ: years 1950 to 2049
+        text = ("19" if text[:2] >= "50" else "20") + text
+    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
+        raise ValueError(f"notAfter has the unexpected DER tag {tag:#x}")
+    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _der_element(der: bytes, at: int, *, expect: int | None = None) -> tuple[int, int, int]:
+    """(tag, start, end) of the DER element at `at`: its contents are der[start:end]."""
+    tag, length = der[at], der[at + 1]
+    if expect is not None and tag != expect:
+        raise ValueError(f"expected DER tag {expect:#x} at {at}, found {tag:#x}")
+    start = at + 2
+    if length & 0x80:  # long form: the next (length & 0x7f) bytes hold the length
+        count = length & 0x7F
+        length = int.from_bytes(der[start : start + count], "big")
+        start += count
+    if start + length > len(der):
+        raise ValueError("truncated DER")
+    return tag, start, start + length
 
 
 def _read(path: Path) -> bytes:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from webhook import quantity
 from webhook.quantity import (
     Format,
     QuantityError,
@@ -196,3 +199,31 @@ def test_a_long_bad_value_is_shortened_in_the_message() -> None:
     with pytest.raises(SizeError) as caught:
         parse_size("x" * 5000, field="shm-size")
     assert len(str(caught.value)) <= 120
+
+
+# Everything `_parse_plain` might be handed, and its near misses: a sign, a dot, an exponent,
+# upper-case K, a suffix made of several suffix letters, non-ASCII digits, 19 digits and more.
+_PLAIN_LIKE = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["", "", "", "+", "-", "0", "00"]),
+        st.text(alphabet="0123456789", max_size=21) | st.sampled_from(["\u0661", "\uff11"]),
+        st.sampled_from(["", "", ".", ".5"]),
+        st.sampled_from(["", "n", "u", "m", "k", "K", "M", "G", "T", "P", "E", "e3", "Ki", "Mi"])
+        | st.sampled_from(["Gi", "Ti", "Pi", "Ei", "iK", "Mm", "EE", "kKi", "E-9", "i"]),
+    ),
+).filter(bool)  # parse refuses the empty string itself
+
+
+@given(_PLAIN_LIKE)
+@example("999999999999999999Ei")  # the largest plain binary value: capped at 2^63-1
+@example("999999999999999999n")
+@example("0Ki")
+def test_the_integer_shortcut_agrees_with_exact_arithmetic(text: str) -> None:
+    try:
+        expected = quantity._parse_general(text)
+    except QuantityError:
+        with pytest.raises(QuantityError):
+            parse(text)
+        return
+    assert parse(text) == expected

@@ -6,26 +6,32 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import orjson
 import pytest
 
-from certs.files import write_bundle
+from tests.serving import (
+    REPO,
+    REVIEW,
+    START_TIMEOUT,
+    Server,
+    call,
+    free_port,
+    serving,
+    start,
+    steady_requests,
+    stopped_at_the_end,
+    write_certificates,
+)
 from tests.tlsfixtures import (
-    SERVER_NAME,
     another_serving_cert,
     client_context,
     peer_serial,
@@ -35,135 +41,15 @@ from tests.tlsfixtures import (
 from webhook.server import JsonFormatter
 from webhook.tls import certificate_not_after
 
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 20.0
-REVIEW = orjson.dumps(
-    {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "0e1f2a3b-0000-4000-8000-00000000000a",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "ml",
-            "object": {
-                "metadata": {"name": "trainer", "annotations": {"shm-size": "1Gi"}},
-                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-            },
-        },
-    }
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Connection(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1, verifying the certificate for the name the kube-apiserver uses."""
-
-    def __init__(self, port: int, *, context: ssl.SSLContext, server_name: str) -> None:
-        super().__init__("127.0.0.1", port, timeout=5)
-        self.tls = context
-        self.server_name = server_name
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        # As the kube-apiserver (Go) does; without it Nagle and delayed ACKs add 40 ms a request.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
-
-
-def call(
-    connection: http.client.HTTPConnection, request: str, *, body: bytes | None = None
-) -> tuple[int, bytes]:
-    """`request` is "METHOD /path"; a body is sent as JSON."""
-    method, path = request.split(" ", 1)
-    headers = {"content-type": "application/json"} if body is not None else {}
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    return response.status, response.read()
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    metrics_port: int
-    context: ssl.SSLContext
-    log: Path
-    server_name: str = SERVER_NAME
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def connection(self) -> Connection:
-        return Connection(self.port, context=self.context, server_name=self.server_name)
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        connection = self.connection()
-        try:
-            return call(connection, f"GET {path}")
-        finally:
-            connection.close()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.stderr()
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"not ready after {START_TIMEOUT}s: {self.stderr()}")
-
-
-def start(args: list[str], *, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`shm-webhook serve` on 127.0.0.1:port, its stderr going to `log`."""
-    command = [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as stderr:
-        return subprocess.Popen(
-            [*command, *args],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-@contextmanager
-def stopped_at_the_end(process: subprocess.Popen[bytes]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
 
 @pytest.fixture
 def certificate_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "tls"
-    write_bundle(throwaway_bundle(), directory)
-    return directory
+    return write_certificates(tmp_path / "tls")
 
 
 @pytest.fixture
 def server(certificate_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    port, metrics_port = free_port(), free_port()
-    args = ["--metrics-port", str(metrics_port), "--shutdown-grace", "2",
-            "--tls-cert-file", str(certificate_dir / "tls.crt"),
-            "--tls-key-file", str(certificate_dir / "tls.key")]  # fmt: skip
-    log = tmp_path / "stderr.log"
-    process = start(args, port=port, log=log)
-    context = client_context(throwaway_bundle().ca_cert_pem)
-    with stopped_at_the_end(process):
-        running = Server(process, port, metrics_port, context, log)
-        running.wait_ready()
+    with serving(certificate_dir, tmp_path / "stderr.log", "--shutdown-grace", "2") as running:
         yield running
 
 
@@ -239,32 +125,13 @@ def test_a_rotated_certificate_is_served_without_a_restart(
     assert expiry == certificate_not_after(cert_pem).timestamp()
 
 
-def _steady_requests(
-    server: Server, *, stop: threading.Event, log: list[tuple[float, int]]
-) -> None:
-    """Admission requests back to back over keep-alive; (time, status) of each answer."""
-    connection = server.connection()
-    while not stop.is_set():
-        try:
-            status, _ = call(connection, "POST /mutate", body=REVIEW)
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            connection = server.connection()
-            log.append((time.monotonic(), -1))
-            time.sleep(0.02)
-            continue
-        log.append((time.monotonic(), status))
-        time.sleep(0.01)
-    connection.close()
-
-
 def test_sigterm_turns_unready_keeps_answering_through_the_grace_then_exits_0(
     server: Server,
 ) -> None:
     stop = threading.Event()
     answers: list[tuple[float, int]] = []
     worker = threading.Thread(
-        target=_steady_requests, args=(server,), kwargs={"stop": stop, "log": answers}
+        target=steady_requests, args=(server,), kwargs={"stop": stop, "log": answers}
     )
     worker.start()
     time.sleep(0.3)

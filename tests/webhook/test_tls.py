@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.generate import Bundle, generate_bundle
 from tests.tlsfixtures import (
@@ -148,12 +150,10 @@ def test_server_name_is_verified_against_the_ca(
                 connect(port, context=client, server_hostname=server_hostname).close()
 
 
-def _encrypted(key_pem: bytes) -> bytes:
+def _encrypted(key_pem: bytes, form: serialization.PrivateFormat) -> bytes:
     key = serialization.load_pem_private_key(key_pem, password=None)
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret"),
+        serialization.Encoding.PEM, form, serialization.BestAvailableEncryption(b"secret")
     )
 
 
@@ -184,9 +184,21 @@ def _encrypted(key_pem: bytes) -> bytes:
         ),
         pytest.param(
             "tls.key",
-            lambda b: _encrypted(b.key_pem),
+            lambda b: _encrypted(b.key_pem, serialization.PrivateFormat.PKCS8),
             "{key} is encrypted",
             id="an encrypted key is refused without prompting for a passphrase",
+        ),
+        pytest.param(
+            "tls.key",
+            lambda b: _encrypted(b.key_pem, serialization.PrivateFormat.TraditionalOpenSSL),
+            "{key} is encrypted",
+            id="an encrypted key in the traditional OpenSSL form is refused too",
+        ),
+        pytest.param(
+            "tls.key",
+            lambda _: b"",
+            "{key} does not hold a PEM private key",
+            id="an empty key is named",
         ),
     ],
 )
@@ -354,6 +366,60 @@ def test_watch_survives_a_failing_callback(
         asyncio.run(scenario())
     assert calls[-1] == certificate_not_after(third_cert)
     assert "callback failed" in caplog.text
+
+
+def _self_signed(not_after: datetime) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "far future")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime(2024, 1, 1, tzinfo=UTC))
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.parametrize(
+    "cert_pem",
+    [
+        pytest.param(lambda b: b.cert_pem, id="a serving certificate"),
+        pytest.param(lambda b: b.ca_cert_pem, id="a CA certificate"),
+        pytest.param(lambda b: b.cert_pem + b.ca_cert_pem, id="the first of a chain"),
+        pytest.param(
+            lambda _: _self_signed(datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)),
+            id="the last UTCTime year",
+        ),
+        pytest.param(
+            lambda _: _self_signed(datetime(2051, 6, 1, 12, 0, 0, tzinfo=UTC)),
+            id="a GeneralizedTime after 2049",
+        ),
+    ],
+)
+def test_certificate_not_after_reads_what_cryptography_reads(
+    bundle: Bundle, cert_pem: Callable[[Bundle], bytes]
+) -> None:
+    pem = cert_pem(bundle)
+    assert certificate_not_after(pem) == x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+@pytest.mark.parametrize(
+    "cert_pem",
+    [
+        pytest.param(lambda b: b.key_pem, id="a key"),
+        pytest.param(lambda b: b.cert_pem[: len(b.cert_pem) // 2], id="half a certificate"),
+        pytest.param(lambda b: b.cert_pem.replace(b"MII", b"MIZ", 1), id="a corrupt certificate"),
+    ],
+)
+def test_certificate_not_after_refuses_what_is_not_a_certificate(
+    bundle: Bundle, cert_pem: Callable[[Bundle], bytes]
+) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (any ValueError: the message is not pinned)
+        certificate_not_after(cert_pem(bundle))
 
 
 def test_certificate_not_after_reads_pem_bytes_and_files(pair_dir: Path, bundle: Bundle) -> None:

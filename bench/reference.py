@@ -1,0 +1,108 @@
+"""The reference server: the webhook's mutation with nothing around it (PERF-NOTES.md).
+
+A raw ASGI app that answers `POST /mutate` with `webhook.mutation.plan` + base64 + orjson, byte
+for byte the webhook's answer to the benchmark's payloads, and `/readyz` with `ok`; no
+framework, no envelope checks, no metrics, no logs. It runs on the same uvicorn set-up as
+`shm-webhook serve` (uvloop, httptools, `webhook.tls.server_context`, GC frozen after
+start-up), so the bench's webhook/reference ratio is the cost of our stack.
+
+    python -m bench.reference --port 8444 --cert tls.crt --key tls.key
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from webhook import tls
+from webhook.mutation import Policy, plan
+
+POLICY = Policy()
+_JSON = [(b"content-type", b"application/json")]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["path"] == "/mutate":
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        answer = mutate(body)
+    else:
+        answer = b"ok"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*_JSON, (b"content-length", str(len(answer)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
+def mutate(body: bytes) -> bytes:
+    """The AdmissionReview answer to `body`, a Pod CREATE."""
+    review = orjson.loads(body)
+    request = review["request"]
+    result = plan(request["object"], POLICY)
+    response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+    if result.ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(result.ops)).decode("ascii")
+    if result.warnings:
+        response["warnings"] = result.warnings
+    return orjson.dumps(
+        {"apiVersion": review["apiVersion"], "kind": "AdmissionReview", "response": response}
+    )
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            gc.collect()
+            gc.freeze()  # as `shm-webhook serve` does after start-up
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.reference")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    args = parser.parse_args()
+    context = tls.server_context(args.cert, args.key)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # as `shm-webhook serve`
+        ssl_context_factory=lambda _config, _default: context,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Starting and stopping the servers under test, pinned to their CPU.
+
+Owns: `SERVERS` (how to run `shm-webhook serve` and the reference), `make_certificates`,
+`compile_sources`, `start` (spawn under `taskset`, time start-up to the first `/readyz` 200),
+`Server.post` (one checked admission), the webhook's own counts of what it answered, and
+`Server.stop`. The webhook runs with every feature of production on: TLS from files, the
+metrics port, JSON logs at level info (to a file).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from certs.files import CA_CERT_FILE, CERT_FILE, KEY_FILE, write_bundle
+from certs.generate import generate_bundle
+
+REPO = Path(__file__).resolve().parent.parent
+SERVERS = ("webhook", "reference")
+SERVER_CPU = 1
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Certificates:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A throwaway CA and a serving certificate for localhost and 127.0.0.1."""
+    bundle = generate_bundle(
+        service="shm-webhook",
+        namespace="default",
+        now=datetime.now(UTC),
+        extra_names=("localhost", "127.0.0.1"),
+    )
+    write_bundle(bundle, directory)
+    return Certificates(
+        ca=directory / CA_CERT_FILE, cert=directory / CERT_FILE, key=directory / KEY_FILE
+    )
+
+
+class BenchError(RuntimeError):
+    """The bench cannot go on (a tool is missing, a server did not start or answered wrong)."""
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int | None
+    log_file: Path
+    ready_s: float = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def post(self, body: bytes, *, context: ssl.SSLContext) -> bytes:
+        """POST one AdmissionReview; the answer, which must be a 200 with a patch."""
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=context, timeout=10
+        )
+        try:
+            headers = {"Content-Type": "application/json"}
+            connection.request("POST", "/mutate", body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+        finally:
+            connection.close()
+        if response.status != 200 or b'"patch"' not in answer:
+            raise BenchError(f"{self.name} answered {response.status}: {answer[:200]!r}")
+        return answer
+
+    def admissions_counted(self) -> int | None:
+        """The webhook's own count of answered admissions (its metrics), None without metrics."""
+        if self.metrics_port is None:
+            return None
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        counts = re.findall(r"^shm_webhook_admissions_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)
+        return round(sum(float(count) for count in counts))
+
+    def logged_admissions(self) -> int | None:
+        """JSON log lines of admissions the server wrote so far; None for the reference."""
+        if self.name != "webhook":
+            return None
+        with self.log_file.open("rb") as log:
+            return sum(b'"message":"admission"' in line for line in log)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def compile_sources(*, source: Path | None = None) -> None:
+    """Byte-compile the served code (to its __pycache__ directories) as the image's pip install
+    does: a server compiling its modules at start-up (PYTHONDONTWRITEBYTECODE, or a fresh
+    checkout) would pay for it in start-up time and in resident memory."""
+    for root in {source or REPO, REPO}:
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "webhook", "certs", "bench"],
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def start(
+    name: str,
+    *,
+    certificates: Certificates,
+    log_file: Path,
+    source: Path | None = None,
+) -> Server:
+    """Start server `name` on CPU 1 and wait until `/readyz` answers 200."""
+    port = free_port()
+    metrics_port = free_port() if name == "webhook" else None
+    files = ["--tls-cert-file", str(certificates.cert), "--tls-key-file", str(certificates.key)]
+    if name == "webhook":
+        command = [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--metrics-port", str(metrics_port), *files]
+        command += ["--log-level", "info", "--shutdown-grace", "0"]
+    else:
+        command = [sys.executable, "-m", "bench.reference", "--port", str(port)]
+        command += ["--cert", str(certificates.cert), "--key", str(certificates.key)]
+    # `source`: serve another checkout's webhook. `python -m` puts the working directory
+    # first on sys.path, ahead of PYTHONPATH, so that is where the server runs; this
+    # checkout's `bench` stays importable for the reference.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    context = certificates.client_context()
+    with log_file.open("wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            ["taskset", "-c", str(SERVER_CPU), *command],
+            cwd=source or REPO,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    server = Server(name, process, port, metrics_port, log_file)
+    try:
+        _wait_ready(server, context=context)
+    except BaseException:
+        server.stop()
+        raise
+    server.ready_s = time.monotonic() - started
+    return server
+
+
+def _wait_ready(server: Server, *, context: ssl.SSLContext) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            tail = server.log_file.read_text(errors="replace")[-2000:]
+            raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{tail}")
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, context=context, timeout=2
+        )
+        try:
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass  # not listening yet
+        finally:
+            connection.close()
+        time.sleep(0.005)
+    raise BenchError(f"{server.name} was not ready within {START_TIMEOUT:g}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
