@@ -1,0 +1,180 @@
+"""Inputs the fuzzers found that break the invariant of tests/fuzz/oracle.py, one test each,
+expected to fail until the bug named in its reason is fixed. Strict: a fix turns the xfail into
+a failure, so the marker goes with the fix, and so does the bug's entry in `oracle.known_bug`
+(which the last test here keeps in step with these inputs)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+import orjson
+import pytest
+
+from tests.fuzz.asgi import exchange
+from tests.fuzz.oracle import DNS_1123_LABEL, check_answer, check_patch, known_bug
+from webhook.app import State, create_app
+from webhook.mutation import STATUS_ANNOTATION
+from webhook.settings import load_settings
+
+pytestmark = pytest.mark.fuzz
+
+JSON = (b"content-type", b"application/json")
+DIGITS = "1" * 5_000  # over CPython's 4,300-digit limit on int <-> str conversions
+
+
+def review(obj: Any, *, api_version: Any = "admission.k8s.io/v1") -> bytes:
+    request = {
+        "uid": "0e1f2a3b-0000-4000-8000-00000000000a",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "object": obj,
+    }
+    return orjson.dumps({"apiVersion": api_version, "kind": "AdmissionReview", "request": request})
+
+
+def pod(annotations: dict[str, str], *, memory_limit: str | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "busybox"}
+    if memory_limit is not None:
+        container["resources"] = {"limits": {"memory": memory_limit}}
+    return {"metadata": {"annotations": annotations}, "spec": {"containers": [container]}}
+
+
+def without_spec(spec: str | None) -> dict[str, Any]:
+    """A pod this webhook mutated before ("re-admitted"), its spec absent or null."""
+    status = {"size": "1Gi", "volume": "dshm", "mounted": ["main"], "charged": ["main"]}
+    obj: dict[str, Any] = {"metadata": {"annotations": {STATUS_ANNOTATION: json.dumps(status)}}}
+    if spec is None:
+        obj["spec"] = None
+    return obj
+
+
+def post(body: bytes, **settings: Any) -> list[Any]:
+    """The answer to `body`, checked by the oracle (never a 500, ...); its patch ops."""
+    app = create_app(load_settings(settings), state=State(certificate_loaded=True))
+    answer = exchange(app, [body], headers=[JSON])
+    return check_answer(
+        status=answer.status, content_type=answer.content_type, body=answer.body, sent=body
+    )
+
+
+# (what is sent, the request) for each bug, and the name of the bug in `oracle.known_bug`
+UNHASHABLE_API_VERSION = [
+    ("an apiVersion that is an array", review(pod({"shm-size": "1Gi"}), api_version=[])),
+    ("an apiVersion that is an object", review(pod({"shm-size": "1Gi"}), api_version={})),
+]
+INT_DIGITS = [
+    ("a 5,000-digit shm-size", review(pod({"shm-size": DIGITS}))),
+    ("a shm-size with a 5,000-digit exponent", review(pod({"shm-size": f"1e{DIGITS}"}))),
+    ("a 5,000-digit memory limit", review(pod({"shm-size": "1Gi"}, memory_limit=DIGITS))),
+    ("a memory limit of 1e5000 bytes", review(pod({"shm-size": "1Gi"}, memory_limit="1e5000"))),
+]
+DEEP_STATUS = [
+    (
+        "a status annotation nested 100,000 deep",
+        review(pod({"shm-size": "1Gi", STATUS_ANNOTATION: "[" * 100_000})),
+    )
+]
+NO_SPEC = [
+    ("a re-admitted pod without spec", review(without_spec("absent"))),
+    ("a re-admitted pod whose spec is null", review(without_spec(None))),
+]
+BAD_STATUS_VOLUME = {
+    "shm-size": "1Gi",
+    STATUS_ANNOTATION: json.dumps(
+        {"size": "1Gi", "volume": "Not A Name!", "mounted": [], "charged": []}
+    ),
+}
+KNOWN_BUGS = {
+    "unhashable-api-version": UNHASHABLE_API_VERSION,
+    "quantity-int-digits": INT_DIGITS,
+    "status-annotation-recursion": DEEP_STATUS,
+    "reinvocation-without-spec": NO_SPEC,
+    "status-volume-not-a-dns-label": [
+        ("a status annotation naming an invalid volume", review(pod(BAD_STATUS_VOLUME)))
+    ],
+}
+
+
+def cases(inputs: list[tuple[str, bytes]], outcome: str) -> list[Any]:
+    return [pytest.param(body, id=f"{what} {outcome}") for what, body in inputs]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="bug: unhashable apiVersion: 500")
+@pytest.mark.parametrize("body", cases(UNHASHABLE_API_VERSION, "is a 400, not a 500"))
+def test_an_api_version_that_is_an_array_or_object_is_a_400(body: bytes) -> None:
+    post(body)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="bug: a quantity past 4,300 digits: int/str 500"
+)
+@pytest.mark.parametrize("body", cases(INT_DIGITS, "is denied or a 400, not a 500"))
+def test_a_quantity_past_the_int_digit_limit_is_denied_or_a_400(body: bytes) -> None:
+    post(body)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="bug: a deeply nested status annotation: 500"
+)
+@pytest.mark.parametrize("body", cases(DEEP_STATUS, "is not ours, not a 500"))
+def test_a_deeply_nested_status_annotation_is_not_ours(body: bytes) -> None:
+    post(body)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="bug: reinvocation adds /spec/volumes without spec"
+)
+@pytest.mark.parametrize("body", cases(NO_SPEC, "gets a patch that applies"))
+def test_a_re_admitted_pod_without_spec_gets_a_patch_that_applies(body: bytes) -> None:
+    ops = post(body)
+    try:
+        check_patch(body, ops)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
+        raise AssertionError(f"the patch does not apply: {error}") from None
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="bug: an injected volume name not a DNS label"
+)
+@pytest.mark.parametrize(
+    ("annotations", "volumes", "settings"),
+    [
+        pytest.param(
+            {"shm-size": "1Gi"},
+            [{"name": "v" * 63, "emptyDir": {}}],
+            {"volume_name": "v" * 63},
+            id="the free name beside a taken 63-character volume name has at most 63",
+        ),
+        pytest.param(
+            BAD_STATUS_VOLUME,
+            [],
+            {},
+            id="a status annotation naming an invalid volume does not inject that name",
+        ),
+    ],
+)  # fmt: skip
+def test_the_injected_volume_name_is_a_dns_label(
+    annotations: dict[str, str], volumes: list[dict[str, Any]], settings: dict[str, Any]
+) -> None:
+    obj = pod(annotations)
+    obj["spec"]["volumes"] = volumes
+    ops = post(review(obj), **settings)
+    [added] = [op["value"] for op in ops if op["path"].startswith("/spec/volumes")]
+    name = added[0]["name"] if isinstance(added, list) else added["name"]
+    assert DNS_1123_LABEL.fullmatch(name), name
+
+
+@pytest.mark.parametrize(
+    ("body", "bug"),
+    [
+        pytest.param(body, bug, id=f"{what} is a known bug the fuzzers skip")
+        for bug, inputs in KNOWN_BUGS.items()
+        for what, body in inputs
+    ],
+)
+def test_the_fuzzers_skip_the_input_of_each_known_bug(body: bytes, bug: str) -> None:
+    assert known_bug(body) == bug
