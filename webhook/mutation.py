@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -39,6 +40,7 @@ INJECTION_LABEL = "shm-injection"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 MAX_WARNINGS = 5
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 MAX_WARNING_LENGTH = 120
 # json.dumps with separators builds an encoder per call; this one is built once.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
@@ -255,6 +257,8 @@ def _reinvoke(pod: Mapping[str, Any], spec: Json, status: dict[str, Any], policy
     """A pod this webhook already mutated: mount the volume in containers added since, nothing
     more (the memory was charged once, and the status annotation says so)."""
     volume = status["volume"]
+    if pod.get("spec") is None:  # nothing to mount into, and nowhere to put a volume
+        return Plan("skipped", "already-injected")
     ops = []
     if volume not in _volume_names(spec):
         volume_spec = {
@@ -280,14 +284,16 @@ def _read_status(text: str | None) -> dict[str, Any] | None:
     try:
         status = json.loads(text)
         parse_size(status["size"], field=STATUS_ANNOTATION)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     shapes = (("volume", str), ("mounted", list), ("charged", list))
+    if not isinstance(status, dict) or not _DNS_LABEL.fullmatch(str(status.get("volume"))):
+        return None
     if not all(isinstance(status.get(key), kind) for key, kind in shapes):
         return None
     if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
         return None
-    return status  # type: ignore[no-any-return]
+    return status
 
 
 def _mount_ops(
@@ -328,7 +334,8 @@ def _free_volume_name(spec: Json, wanted: str) -> str:
     name = wanted
     while name in taken:
         suffix += 1
-        name = f"{wanted}-{suffix}"
+        # A volume name is a DNS label: at most 63 characters, suffix included.
+        name = f"{wanted[: 62 - len(str(suffix))].rstrip('-')}-{suffix}"
     return name
 
 

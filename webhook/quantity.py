@@ -42,7 +42,10 @@ MAX_INT64 = 2**63 - 1
 # apimachinery accepts decimal exponents up to 2^31 (and can spend unbounded time rounding
 # some of them); exact arithmetic on 10^(2^31) would hang us, so a non-zero quantity with an
 # exponent beyond this is refused. Every such value is far outside a byte count anyway.
-_MAX_ABS_EXPONENT = 10_000
+_MAX_ABS_EXPONENT = 1000
+# Likewise for the digits of the number: Python refuses int <-> str conversions past 4,300
+# digits, and no byte count needs more than 19.
+_MAX_DIGITS = 1000
 
 
 class Format(Enum):
@@ -107,6 +110,8 @@ def _parse_general(text: str) -> Quantity:
     if not any(ch in _DIGITS for ch in value_text) and _takes_slow_path(fmt, exponent, num, denom):
         # inf.Dec.SetString needs a digit; apimachinery answers ErrNumeric.
         raise QuantityError(f"{text!r}: unable to parse the numeric part")
+    if len(num) + len(denom) > _MAX_DIGITS:
+        raise QuantityError(f"{text[:40]!r}...: more than {_MAX_DIGITS} digits")
     mantissa = int(num + denom)
     if mantissa == 0:
         return Quantity(Fraction(0), fmt)
@@ -225,8 +230,12 @@ def _interpret_suffix(suffix: str, text: str) -> tuple[int, int, Format]:
         exponent_text = suffix[1:]
         digits = exponent_text.lstrip("+-")
         if len(exponent_text) - len(digits) <= 1 and digits and all(ch in _DIGITS for ch in digits):
-            exponent = int(exponent_text)
-            if abs(exponent) <= MAX_INT64:  # strconv.ParseInt(..., 64), then int32(...)
+            significant = digits.lstrip("0") or "0"
+            # Past 19 digits strconv.ParseInt fails (ErrSuffix) before int() would.
+            exponent = int(exponent_text[: len(exponent_text) - len(digits)] + significant[:20])
+            if (
+                len(significant) <= 19 and abs(exponent) <= MAX_INT64
+            ):  # strconv.ParseInt(..., 64), then int32(...)
                 wrapped = (exponent + 2**31) % 2**32 - 2**31
                 return 10, wrapped, Format.DECIMAL_EXPONENT
     raise QuantityError(f"{text!r}: unable to parse the suffix {suffix!r}")

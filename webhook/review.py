@@ -53,6 +53,7 @@ class AdmissionRequest(TypedDict):
 
 class Status(TypedDict):
     code: int
+    reason: str
     message: str
 
 
@@ -111,7 +112,7 @@ def check_review(document: object) -> Review:
             reason="not-an-object",
         )
     api_version = document.get("apiVersion")
-    if api_version not in API_VERSIONS:
+    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
         shown = _one_line(repr(api_version))[:80]
         raise WebhookError(
             400,
@@ -193,7 +194,9 @@ def denied(review: Review, message: str, *, warnings: Iterable[str] = ()) -> byt
     response: AdmissionResponse = {
         "uid": review.uid,
         "allowed": False,
-        "status": {"code": 400, "message": message},
+        # The API server passes the Status through as is: without a reason kubectl shows a
+        # bare "Error from server:" (found by the e2e tier).
+        "status": {"code": 400, "reason": "BadRequest", "message": message},
     }
     return _answer(review, response, warnings=warnings)
 

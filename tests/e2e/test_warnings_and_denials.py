@@ -132,11 +132,6 @@ def test_an_invalid_size_is_refused_with_http_400_and_the_webhook_message(
     )
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    reason="the denial's status carries no reason; the apiserver passes the webhook's status "
-    "through as is, so the Status has no `reason` and kubectl cannot say (BadRequest)",
-)
 def test_a_denial_is_reported_as_bad_request_by_the_apiserver_and_kubectl(
     kube: Kubectl, control_plane: ControlPlane, injected_namespace: str
 ) -> None:

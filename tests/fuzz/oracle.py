@@ -2,25 +2,18 @@
 one-line plain-text message, or a 200 carrying a well-formed AdmissionReview whose patch
 applies to the pod sent, and gives a valid pod when the pod sent was valid. Never a 500.
 
-`known_bug` names the inputs of bugs already found and pinned by an xfail test in
-tests/fuzz/test_found_bugs.py; the fuzzers skip them (`skip_known_bug`, counted in the
-statistics) so that they keep hunting for new ones. When a bug is fixed its xfail test passes
-(strict: a failure), and its entry here goes with the xfail marker.
+Inputs that once broke it stay as regression tests in tests/fuzz/test_found_bugs.py.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
 import orjson
-from hypothesis import assume, event
 
 from tests.pods import apply_patch, assert_valid_pod
-from webhook import quantity
-from webhook.mutation import STATUS_ANNOTATION
 
 RESPONSE_KEYS = {"uid", "allowed", "patchType", "patch", "status", "warnings"}
 # The API server's rule for volume names (a DNS-1123 label); the JSON schema does not hold it.
@@ -93,74 +86,3 @@ def is_valid_pod(pod: Any) -> bool:
     except Exception:  # the schema's ValidationError, an AssertionError, or a shape it trips on
         return False
     return True
-
-
-def skip_known_bug(body: bytes) -> None:
-    """Skip (and count, in --hypothesis-show-statistics) a body that hits a known bug."""
-    bug = known_bug(body)
-    if bug is not None:
-        event(f"skipped, hits the known bug {bug}")
-    assume(bug is None)
-
-
-def known_bug(body: bytes) -> str | None:
-    """The name of the known bug `body` would hit, if any (see the module docstring)."""
-    try:
-        review = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(review, dict):
-        return None
-    if isinstance(review.get("apiVersion"), list | dict):
-        return "unhashable-api-version"
-    pod = _member(_member(review, "request"), "object")
-    annotations = _member(_member(pod, "metadata"), "annotations")
-    status = _member(annotations, STATUS_ANNOTATION)
-    if isinstance(status, str) and status.count("[") + status.count("{") > 900:
-        return "status-annotation-recursion"
-    if any(_beyond_int_digits(text) for text in _quantities(pod, annotations)):
-        return "quantity-int-digits"
-    if isinstance(pod, dict) and pod.get("spec") is None and isinstance(status, str):
-        return "reinvocation-without-spec"
-    if isinstance(status, str) and '"volume"' in status:
-        try:
-            volume = _member(json.loads(status), "volume")
-        except (ValueError, RecursionError):
-            volume = None
-        if isinstance(volume, str) and not DNS_1123_LABEL.fullmatch(volume):
-            return "status-volume-not-a-dns-label"
-    return None
-
-
-def _member(value: Any, key: str) -> Any:
-    return value.get(key) if isinstance(value, dict) else None
-
-
-def _quantities(pod: Any, annotations: Any) -> list[Any]:
-    """The shm-size annotation and every memory request and limit of the pod."""
-    spec = _member(pod, "spec")
-    blocks = [_member(spec, "resources")]
-    for kind in ("initContainers", "containers"):
-        found = _member(spec, kind)
-        if isinstance(found, list):
-            blocks += [_member(container, "resources") for container in found]
-    found = [_member(annotations, "shm-size")]
-    for block in blocks:
-        for kind in ("limits", "requests"):
-            found.append(_member(_member(block, kind), "memory"))
-    return found
-
-
-def _beyond_int_digits(text: Any) -> bool:
-    """A quantity whose digits or value reach Python's int/str limit (4,300 digits)."""
-    if not isinstance(text, str):
-        return False
-    if len(text) > 4_000:
-        return sum(ch.isdigit() for ch in text) > 4_000
-    if len(text) > 64:
-        return False
-    try:
-        parsed = quantity.parse(text)
-    except ValueError:
-        return False
-    return abs(parsed.value) >= 10**4_000

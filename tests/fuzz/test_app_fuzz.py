@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from starlette.types import ASGIApp
 
 from tests.fuzz.asgi import Answer, exchange
-from tests.fuzz.oracle import check_answer, check_patch, skip_known_bug
+from tests.fuzz.oracle import check_answer, check_patch
 from tests.fuzz.strategies import (
     CONTENT_TYPES,
     Body,
@@ -84,7 +84,6 @@ def test_a_review_of_a_valid_pod_gets_200_and_a_patch_that_keeps_the_pod_valid(
     review: dict[str, object], policy: str
 ) -> None:
     body = encode(review)
-    skip_known_bug(body.data)
     assert post(policy, body).status == 200
 
 
@@ -93,7 +92,6 @@ def test_a_review_of_a_valid_pod_gets_200_and_a_patch_that_keeps_the_pod_valid(
 def test_a_review_corrupted_at_any_level_gets_a_4xx_or_a_well_formed_answer(
     body: Body, policy: str
 ) -> None:
-    skip_known_bug(body.data)
     answer = post(policy, body)
     if len(body.data) > SMALL_LIMIT and "64 KiB" in policy:
         assert answer.status == 413
@@ -102,7 +100,6 @@ def test_a_review_corrupted_at_any_level_gets_a_4xx_or_a_well_formed_answer(
 @SLOW_DATA_IS_THE_POINT
 @given(body=mangled_bodies(), policy=POLICY_NAMES)
 def test_mangled_bytes_get_a_4xx_or_a_well_formed_answer(body: Body, policy: str) -> None:
-    skip_known_bug(body.data)
     post(policy, body)
 
 
@@ -128,7 +125,6 @@ def test_any_framing_and_headers_get_a_4xx_or_a_well_formed_answer(
     content_length: str,
     cuts: tuple[int, ...],
 ) -> None:
-    skip_known_bug(body.data)
     headers = [] if content_type is None else [(b"content-type", content_type)]
     if content_length != "absent":
         value = str(len(body.data)) if content_length == "exact" else content_length

@@ -1,7 +1,5 @@
-"""Inputs the fuzzers found that break the invariant of tests/fuzz/oracle.py, one test each,
-expected to fail until the bug named in its reason is fixed. Strict: a fix turns the xfail into
-a failure, so the marker goes with the fix, and so does the bug's entry in `oracle.known_bug`
-(which the last test here keeps in step with these inputs)."""
+"""Inputs the fuzzers found that broke the invariant of tests/fuzz/oracle.py, one test each,
+kept after the fix so the bug stays fixed."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ import orjson
 import pytest
 
 from tests.fuzz.asgi import exchange
-from tests.fuzz.oracle import DNS_1123_LABEL, check_answer, check_patch, known_bug
+from tests.fuzz.oracle import DNS_1123_LABEL, check_answer, check_patch
 from webhook.app import State, create_app
 from webhook.mutation import STATUS_ANNOTATION
 from webhook.settings import load_settings
@@ -61,7 +59,7 @@ def post(body: bytes, **settings: Any) -> list[Any]:
     )
 
 
-# (what is sent, the request) for each bug, and the name of the bug in `oracle.known_bug`
+# (what is sent, the request) for each bug
 UNHASHABLE_API_VERSION = [
     ("an apiVersion that is an array", review(pod({"shm-size": "1Gi"}), api_version=[])),
     ("an apiVersion that is an object", review(pod({"shm-size": "1Gi"}), api_version={})),
@@ -88,46 +86,27 @@ BAD_STATUS_VOLUME = {
         {"size": "1Gi", "volume": "Not A Name!", "mounted": [], "charged": []}
     ),
 }
-KNOWN_BUGS = {
-    "unhashable-api-version": UNHASHABLE_API_VERSION,
-    "quantity-int-digits": INT_DIGITS,
-    "status-annotation-recursion": DEEP_STATUS,
-    "reinvocation-without-spec": NO_SPEC,
-    "status-volume-not-a-dns-label": [
-        ("a status annotation naming an invalid volume", review(pod(BAD_STATUS_VOLUME)))
-    ],
-}
 
 
 def cases(inputs: list[tuple[str, bytes]], outcome: str) -> list[Any]:
     return [pytest.param(body, id=f"{what} {outcome}") for what, body in inputs]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="bug: unhashable apiVersion: 500")
 @pytest.mark.parametrize("body", cases(UNHASHABLE_API_VERSION, "is a 400, not a 500"))
 def test_an_api_version_that_is_an_array_or_object_is_a_400(body: bytes) -> None:
     post(body)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: a quantity past 4,300 digits: int/str 500"
-)
 @pytest.mark.parametrize("body", cases(INT_DIGITS, "is denied or a 400, not a 500"))
 def test_a_quantity_past_the_int_digit_limit_is_denied_or_a_400(body: bytes) -> None:
     post(body)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: a deeply nested status annotation: 500"
-)
 @pytest.mark.parametrize("body", cases(DEEP_STATUS, "is not ours, not a 500"))
 def test_a_deeply_nested_status_annotation_is_not_ours(body: bytes) -> None:
     post(body)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: reinvocation adds /spec/volumes without spec"
-)
 @pytest.mark.parametrize("body", cases(NO_SPEC, "gets a patch that applies"))
 def test_a_re_admitted_pod_without_spec_gets_a_patch_that_applies(body: bytes) -> None:
     ops = post(body)
@@ -137,9 +116,6 @@ def test_a_re_admitted_pod_without_spec_gets_a_patch_that_applies(body: bytes) -
         raise AssertionError(f"the patch does not apply: {error}") from None
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="bug: an injected volume name not a DNS label"
-)
 @pytest.mark.parametrize(
     ("annotations", "volumes", "settings"),
     [
@@ -166,15 +142,3 @@ def test_the_injected_volume_name_is_a_dns_label(
     [added] = [op["value"] for op in ops if op["path"].startswith("/spec/volumes")]
     name = added[0]["name"] if isinstance(added, list) else added["name"]
     assert DNS_1123_LABEL.fullmatch(name), name
-
-
-@pytest.mark.parametrize(
-    ("body", "bug"),
-    [
-        pytest.param(body, bug, id=f"{what} is a known bug the fuzzers skip")
-        for bug, inputs in KNOWN_BUGS.items()
-        for what, body in inputs
-    ],
-)
-def test_the_fuzzers_skip_the_input_of_each_known_bug(body: bytes, bug: str) -> None:
-    assert known_bug(body) == bug

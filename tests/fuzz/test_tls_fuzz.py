@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.oracle import check_answer, check_patch, skip_known_bug
+from tests.fuzz.oracle import check_answer, check_patch
 from tests.fuzz.strategies import Body, chunked, corrupted_bodies, encode, mangled_bodies
 from tests.fuzz.strategies import valid_reviews as reviews
 from tests.serving import Connection, Server, serving, write_certificates
@@ -83,7 +83,6 @@ CUTS = st.none() | st.lists(st.integers(0, 2**20), min_size=1, max_size=5)
 def test_over_tls_any_body_gets_a_4xx_or_a_well_formed_answer(
     client: Client, body: Body, cuts: list[int] | None
 ) -> None:
-    skip_known_bug(body.data)
     chunks = None if cuts is None else chunked(body.data, cuts)
     status, content_type, answer = client.post(body.data, chunks=chunks)
     ops = check_answer(status=status, content_type=content_type, body=answer, sent=body.data)

@@ -165,7 +165,7 @@ def test_denied_refuses_with_code_400_and_the_message() -> None:
     assert response == {
         "uid": "u-1",
         "allowed": False,
-        "status": {"code": 400, "message": "shm-size is wrong"},
+        "status": {"code": 400, "reason": "BadRequest", "message": "shm-size is wrong"},
     }
 
 
@@ -246,7 +246,11 @@ def test_a_denied_pod_is_refused_with_the_plan_message() -> None:
     assert result is not None
     assert result.outcome == "denied"
     assert response["response"]["allowed"] is False
-    assert response["response"]["status"] == {"code": 400, "message": result.message}
+    assert response["response"]["status"] == {
+        "code": 400,
+        "reason": "BadRequest",
+        "message": result.message,
+    }
     assert "8GB" in result.message
 
 
