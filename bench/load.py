@@ -64,6 +64,8 @@ def latency(
     result: dict[str, Any] = json.loads(_pinned(command))
     cpu = sum(cpu_times(server.pid)) - before
     result["cpu_us_per_request"] = _per_request(cpu, result["completed"])
+    # Near 1 when the server could not keep up; well below, any lag was the generator's.
+    result["server_cpu_share"] = round(cpu / duration, 2)
     return result
 
 

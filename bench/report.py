@@ -166,13 +166,24 @@ MIN_CPU_SHARE = 0.9
 MAX_DISPATCH_LAG_MS = 1.0
 
 
+def starved(throughput: Mapping[str, Any]) -> bool:
+    """The server did not have CPU 1 to itself during a wrk run."""
+    return bool(throughput["server_cpu_share"] < MIN_CPU_SHARE)
+
+
+def late(latency: Mapping[str, Any]) -> bool:
+    """The generator sent late while the server had time to spare: CPU 0 was not its own."""
+    lag = latency["dispatch_lag_p99_ms"]
+    return lag is not None and lag > MAX_DISPATCH_LAG_MS and not starved(latency)
+
+
 def anomalies(runs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """What makes a run's figures suspect: say it next to the figures."""
+    """What makes a run's figures suspect (after its retries): say it next to the figures."""
     found = []
     for run in runs:
         where = f"round {run['round']}, {run['payload']} on {run['server']}"
         throughput = run["throughput"]
-        if throughput["server_cpu_share"] < MIN_CPU_SHARE:
+        if starved(throughput):
             found.append(
                 f"{where}: the server had {throughput['server_cpu_share']:.0%} of CPU 1 under"
                 " wrk (another process on it?): CPU per request and req/s are pessimistic"
@@ -180,11 +191,10 @@ def anomalies(runs: Iterable[Mapping[str, Any]]) -> list[str]:
         if throughput["errors"]:
             found.append(f"{where}: wrk saw {throughput['errors']} errors")
         for rate, result in run["latency"].items():
-            lag = result["dispatch_lag_p99_ms"]
-            if lag is not None and lag > MAX_DISPATCH_LAG_MS:
+            if late(result):
                 found.append(
-                    f"{where} @{rate}: sends left {lag:.1f} ms late (p99): the load generator"
-                    " fell behind (a busy CPU 0?)"
+                    f"{where} @{rate}: sends left {result['dispatch_lag_p99_ms']:.1f} ms late"
+                    " (p99): the load generator fell behind (a busy CPU 0?)"
                 )
             if result["errors"]:
                 found.append(f"{where} @{rate}: {result['errors']} requests failed")
