@@ -57,7 +57,8 @@ class Connection(http.client.HTTPSConnection):
     def __init__(
         self, port: int, *, context: ssl.SSLContext, server_name: str, timeout: float = 5
     ) -> None:
-        super().__init__("127.0.0.1", port, timeout=timeout)
+        # Given a context, http.client skips building a default one: 30 ms of CA loading each.
+        super().__init__("127.0.0.1", port, timeout=timeout, context=context)
         self.tls = context
         self.server_name = server_name
 

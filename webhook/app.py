@@ -28,6 +28,9 @@ from webhook.settings import Settings
 
 logger = logging.getLogger("webhook.admission")
 
+# Bodies still arriving are held whole; together they may take this many times the body limit
+# (16 MiB by default), so that concurrent uploads cannot outgrow the pod's memory. Past it, 503.
+IN_FLIGHT_BODIES = 2
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -93,12 +96,20 @@ class _WebhookApp(FastAPI):
 class AdmissionEndpoint:
     """`POST /mutate` as a plain ASGI callable (Starlette runs a non-function endpoint as is)."""
 
-    __slots__ = ("_max_body_bytes", "_metrics", "_policy")
+    __slots__ = (
+        "_in_flight_bytes",
+        "_max_body_bytes",
+        "_max_in_flight_bytes",
+        "_metrics",
+        "_policy",
+    )
 
     def __init__(self, *, policy: Policy, max_body_bytes: int, metrics: Metrics) -> None:
         self._policy = policy
         self._max_body_bytes = max_body_bytes
         self._metrics = metrics
+        self._max_in_flight_bytes = IN_FLIGHT_BODIES * max_body_bytes
+        self._in_flight_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -142,20 +153,30 @@ class AdmissionEndpoint:
                 raise self._too_large()
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                raise self._too_large()
-            if not message.get("more_body", False):
-                if not chunks:
-                    return chunk  # the usual case: one message, no copy
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                self._in_flight_bytes += len(chunk)
+                if size > self._max_body_bytes:
+                    raise self._too_large()
+                if not message.get("more_body", False):
+                    if not chunks:
+                        return chunk  # the usual case: one message, no copy
+                    chunks.append(chunk)
+                    return b"".join(chunks)
+                if self._in_flight_bytes > self._max_in_flight_bytes:
+                    raise WebhookError(
+                        503,
+                        f"request bodies in flight exceed {self._max_in_flight_bytes} bytes; retry",
+                        reason="bodies-in-flight",
+                    )
                 chunks.append(chunk)
-                return b"".join(chunks)
-            chunks.append(chunk)
+        finally:
+            self._in_flight_bytes -= size
 
     def _too_large(self) -> WebhookError:
         return WebhookError(

@@ -30,6 +30,7 @@ from webhook import tls
 from webhook.app import State, create_app
 from webhook.metrics import start_metrics_server
 from webhook.settings import Settings, SettingsError, label
+from webhook.transport import GuardedHttpToolsProtocol
 
 logger = logging.getLogger("webhook.server")
 
@@ -141,7 +142,7 @@ def serve(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             loop="uvloop",
-            http="httptools",
+            http=GuardedHttpToolsProtocol,  # httptools with read and header limits
             ws="none",
             lifespan="on",
             log_config=None,

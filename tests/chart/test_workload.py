@@ -133,7 +133,7 @@ def test_termination_grace_covers_the_shutdown_grace(chart: Chart, grace: int, p
 def test_default_resources(chart: Chart) -> None:
     assert webhook_container(chart.render())["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"memory": "128Mi"},
+        "limits": {"memory": "192Mi"},
     }
 
 

@@ -46,6 +46,24 @@ def closed_by_peer(sock: socket.socket, *, wait: float = 0.05) -> bool:
     return False
 
 
+def first_answer(sock: socket.socket, *, wait: float = 0.5) -> tuple[bytes, bool]:
+    """What the server sent (at most 64 KiB, or what arrived within `wait`), and whether it
+    closed the connection after it."""
+    sock.settimeout(wait)
+    received = b""
+    while len(received) < 65536:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ssl.SSLWantReadError):
+            return received, False
+        except OSError:  # ssl.SSLError included: a reset or a TLS alert
+            return received, True
+        if not chunk:
+            return received, True
+        received += chunk
+    return received, False
+
+
 def closed_by_peers(socks: list[socket.socket], *, wait: float = 0.2) -> list[bool]:
     """`closed_by_peer` for many sockets at once: a socket nothing arrives on within `wait`
     is open (one wait for all of them, not one each)."""

@@ -2,8 +2,8 @@
 idle clients, many concurrent connections, bodies over the limit, bad TLS handshakes. The
 server must keep answering a well-behaved client promptly, with its memory (VmRSS) bounded.
 
-What uvicorn (httptools) does not bound is pinned by strict xfail tests whose reasons name the
-gap; docs/reliability.md gives the measurements and the proposed fixes.
+The limits uvicorn lacks (an idle timeout before the first request, a read deadline, a header
+size limit) are webhook/transport.py's; docs/reliability.md gives the measurements.
 """
 
 from __future__ import annotations
@@ -26,15 +26,26 @@ from tests.reliability.abuse import (
     WellBehavedClient,
     client_hello,
     closed_by_peers,
+    first_answer,
     send_quietly,
 )
-from tests.serving import REPO, REVIEW, Server, call, proc_status, serving, write_certificates
+from tests.serving import (
+    REPO,
+    REVIEW,
+    Connection,
+    Server,
+    call,
+    proc_status,
+    serving,
+    write_certificates,
+)
 from webhook.quantity import parse, to_bytes
+from webhook.review import MAX_JSON_ITEMS
 from webhook.settings import load_settings
+from webhook.transport import MAX_HEADER_BYTES, READ_TIMEOUT
 
 pytestmark = pytest.mark.integration
 
-KEEP_ALIVE = 5.0  # uvicorn's timeout_keep_alive, which webhook/server.py leaves at its default
 PROMPT = 0.2  # seconds: the 90th percentile latency a well-behaved client must get
 ANSWERED = 1.0  # seconds: the slowest answer it may get at all
 RSS_GROWTH = 50.0  # MiB
@@ -69,13 +80,14 @@ class Hold:
     opened: dict[str, int]
     rss_growth: float
     fresh_latency: float
+    answers: dict[str, bytes]  # what the first connection of each group received
 
 
 @pytest.fixture(scope="module")
 def hold(server: Server) -> Iterator[Hold]:
-    """Hold connections open in every unfinished state for the keep-alive timeout and a second,
-    the slow ones sending a byte a second, while a well-behaved client sends a request every
-    0.1 s; then see which connections the server has closed."""
+    """Hold connections open in every unfinished state for the read timeout and a second, the
+    slow ones sending a byte a second, while a well-behaved client sends a request every 0.1 s;
+    then see which connections the server has closed, and what it said first."""
     rss_before = server.rss_mib()
     groups: dict[str, list[socket.socket]] = {"after an answered request": []}
     for _ in range(5):
@@ -98,7 +110,7 @@ def hold(server: Server) -> Iterator[Hold]:
     started = time.monotonic()
     sent = 0
     try:
-        while time.monotonic() - started < KEEP_ALIVE + 1:
+        while time.monotonic() - started < READ_TIMEOUT + 1:
             if time.monotonic() - started >= sent:  # one more byte from each slow client
                 for sock in groups["sending a byte a second"]:
                     send_quietly(sock, SLOW_REQUEST[sent : sent + 1])
@@ -106,8 +118,12 @@ def hold(server: Server) -> Iterator[Hold]:
             client.request()
             time.sleep(0.1)
         fresh_latency = client.fresh_request()
-        closed = {name: sum(closed_by_peers(socks)) for name, socks in groups.items()}
+        answers, closed = {}, {}
+        for name, socks in groups.items():
+            answers[name], first_closed = first_answer(socks[0])
+            closed[name] = first_closed + sum(closed_by_peers(socks[1:]))
         yield Hold(
+            answers=answers,
             client=client,
             closed=closed,
             opened={name: len(socks) for name, socks in groups.items()},
@@ -137,38 +153,45 @@ def test_a_keep_alive_connection_is_closed_after_the_keep_alive_timeout(hold: Ho
     assert hold.closed[group] == hold.opened[group]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn arms timeout_keep_alive only after a response: no timeout before the first"
-    " request, while reading headers or a body (60 s for a TLS handshake); such a connection"
-    " stays open as long as its client wants (docs/reliability.md)",
-)
+def test_a_connection_that_never_sends_a_request_is_closed_after_the_read_timeout(
+    hold: Hold,
+) -> None:
+    group = "that sent nothing after the TLS handshake"
+    assert hold.closed[group] == hold.opened[group]
+    assert hold.answers[group] == b""  # nothing was asked: nothing to answer
+
+
 @pytest.mark.parametrize(
     "group",
     [
-        pytest.param(group, id=f"a connection {group} is closed after the keep-alive timeout")
-        for group in (
-            "that sent nothing after the TLS handshake",
-            "whose headers never end",
-            "whose body never ends",
-            "sending a byte a second",
-        )
+        pytest.param(group, id=f"a connection {group} gets a 408 after the read timeout")
+        for group in ("whose headers never end", "whose body never ends", "sending a byte a second")
     ],
 )
-def test_a_connection_that_does_not_finish_its_request_is_closed(hold: Hold, group: str) -> None:
+def test_a_connection_that_does_not_finish_its_request_is_answered_408_and_closed(
+    hold: Hold, group: str
+) -> None:
     assert hold.closed[group] == hold.opened[group]
+    status_line, _, rest = hold.answers[group].partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert rest.endswith(b"\r\n\r\nthe request was not received within %g s\n" % READ_TIMEOUT)
 
 
 def test_300_concurrent_connections_are_all_answered(server: Server) -> None:
     count = 300
     rss_before = server.rss_mib()
-    everyone_connected = threading.Barrier(count + 1, timeout=60)
+    # All connected first, then all sending at once: a connection has READ_TIMEOUT to start.
+    connections = [server.connection(timeout=30) for _ in range(count)]
+    started = time.monotonic()
+    for connection in connections:
+        connection.connect()
+    connected = time.monotonic() - started
+    assert connected < READ_TIMEOUT / 2
+    everyone_ready = threading.Barrier(count, timeout=60)
 
-    def admit() -> tuple[int, float]:
-        connection = server.connection(timeout=30)
+    def admit(connection: Connection) -> tuple[int, float]:
         try:
-            connection.connect()
-            everyone_connected.wait()
+            everyone_ready.wait()
             started = time.monotonic()
             status, _ = call(connection, "POST /mutate?timeout=3s", body=REVIEW)
             return status, time.monotonic() - started
@@ -176,9 +199,7 @@ def test_300_concurrent_connections_are_all_answered(server: Server) -> None:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = [pool.submit(admit) for _ in range(count)]
-        everyone_connected.wait()
-        answers = [future.result(timeout=60) for future in futures]
+        answers = list(pool.map(admit, connections, timeout=60))
     assert [status for status, _ in answers] == [200] * count
     assert max(latency for _, latency in answers) < 10  # every one within the API's 10 s
     client = WellBehavedClient(server)
@@ -287,11 +308,34 @@ def test_half_finished_handshakes_held_open_do_not_stop_the_server(server: Serve
     assert server.rss_mib() - rss_before < RSS_GROWTH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httptools keeps every header in memory with no size limit (h11 stops at 16 KiB):"
-    " 8 MiB of 6-byte headers cost the server ~150 MiB",
-)
+def test_headers_past_the_size_limit_get_a_431(server: Server) -> None:
+    sock = server.tls_socket(timeout=5)
+    try:
+        sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: shm-webhook\r\n")
+        sock.sendall(b"X-Padding: " + b"x" * MAX_HEADER_BYTES + b"\r\n")
+        answer, closed = first_answer(sock, wait=5)
+    finally:
+        sock.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert rest.endswith(b"\r\n\r\nthe request headers exceed %d bytes\n" % MAX_HEADER_BYTES)
+    assert closed
+    assert server.get("/healthz") == (200, b"ok")
+
+
+def test_headers_within_the_size_limit_are_served(server: Server) -> None:
+    connection = server.connection()
+    try:
+        connection.putrequest("POST", "/mutate?timeout=3s")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(len(REVIEW)))
+        connection.putheader("X-Padding", "x" * (MAX_HEADER_BYTES - 1024))
+        connection.endheaders(REVIEW)
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
 def test_headers_past_a_size_limit_are_refused_before_they_fill_memory(
     fresh_server: Server,
 ) -> None:
@@ -318,20 +362,37 @@ def chart_memory_limit_mib() -> float:
     return to_bytes(parse(values["resources"]["limits"]["memory"])) / MIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a body at the default 8 MiB limit made of {} parses into ~2.8 million dicts: the"
-    " server peaks at ~300 MiB, past the chart's 128Mi memory limit (an OOM kill)",
-)
-def test_a_body_within_the_limit_keeps_the_server_under_the_charts_memory_limit(
+HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","x":['
+
+
+def _review_of(items: bytes, count: int) -> bytes:
+    return HEAD + b",".join([items] * count) + b"]}}"
+
+
+def test_a_body_of_millions_of_tiny_json_items_is_a_413_before_it_is_parsed(
     fresh_server: Server,
 ) -> None:
     limit = load_settings().max_body_bytes
-    head = (
-        b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","x":['
-    )
-    body = head + b",".join([b"{}"] * ((limit - len(head) - 3) // 3)) + b"]}}"
+    body = _review_of(b"{}", (limit - len(HEAD) - 3) // 3)  # ~2.8 million objects
     assert len(body) <= limit
+    connection = fresh_server.connection(timeout=60)
+    try:
+        status, answer = call(connection, "POST /mutate", body=body)
+    finally:
+        connection.close()
+    assert (status, answer) == (
+        413,
+        b"the body holds more than %d JSON values and keys;" % MAX_JSON_ITEMS
+        + b" a pod's AdmissionReview holds far fewer\n",
+    )
+    assert proc_status(fresh_server.process.pid)["VmHWM"] / 1024 < chart_memory_limit_mib()
+
+
+def test_the_costliest_body_below_the_value_bound_keeps_the_server_under_its_memory_limit(
+    fresh_server: Server,
+) -> None:
+    # Two-letter strings cost the most memory per item measured (docs/reliability.md): ~36 MiB.
+    body = _review_of(b'"ab"', MAX_JSON_ITEMS - 30)
     connection = fresh_server.connection(timeout=60)
     try:
         status, _ = call(connection, "POST /mutate", body=body)

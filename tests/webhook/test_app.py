@@ -4,6 +4,7 @@ golden AdmissionReview exchanges (see golden/README.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -18,7 +19,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.pods import apply_patch, assert_valid_pod
-from webhook.app import State, create_app
+from webhook.app import IN_FLIGHT_BODIES, State, create_app
 from webhook.mutation import STATUS_ANNOTATION
 from webhook.settings import Settings, load_settings
 
@@ -216,6 +217,57 @@ def test_the_body_limit_is_a_setting(state: State) -> None:
     assert small.post("/mutate", content=body, headers=JSON_TYPE).status_code == 413
     exact = client(state, load_settings({"max_body_bytes": len(body)}))
     assert exact.post("/mutate", content=body, headers=JSON_TYPE).status_code == 200
+
+
+def test_bodies_in_flight_past_twice_the_limit_get_a_503_until_they_end(state: State) -> None:
+    """Three uploads of 90 % of the body limit still arriving: the third is refused; once the
+    others have ended, a new one is served."""
+    body = orjson.dumps(a_review())
+    app = create_app(load_settings({"max_body_bytes": len(body)}), state=state)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mutate",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    part = len(body) * 9 // 10
+
+    async def upload(finish: asyncio.Event) -> list[dict[str, Any]]:
+        messages = [
+            {"type": "http.request", "body": body[:part], "more_body": True},
+            {"type": "http.request", "body": body[part:], "more_body": False},
+        ]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            if len(messages) == 1:
+                await finish.wait()
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    def status(sent: list[dict[str, Any]]) -> tuple[int, bytes]:
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    async def scenario() -> None:
+        finish = asyncio.Event()
+        held = [asyncio.create_task(upload(finish)) for _ in range(IN_FLIGHT_BODIES)]
+        await asyncio.sleep(0)
+        refused = await asyncio.wait_for(upload(finish), timeout=5)  # not held: refused
+        assert status(refused) == (
+            503,
+            b"request bodies in flight exceed %d bytes; retry\n" % (IN_FLIGHT_BODIES * len(body)),
+        )
+        finish.set()
+        assert [status(sent)[0] for sent in await asyncio.gather(*held)] == [200] * IN_FLIGHT_BODIES
+        assert status(await upload(finish))[0] == 200
+
+    asyncio.run(scenario())
+    assert error_count(state, "bodies-in-flight") == 1
 
 
 def test_a_json_content_type_with_parameters_is_accepted(http: TestClient) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.mutation import Plan, Policy
 from webhook.review import (
+    MAX_JSON_ITEMS,
     Review,
     WebhookError,
     allowed,
@@ -127,6 +128,43 @@ def test_parse_review_refuses_a_malformed_body_with_400(body: bytes, mentioned: 
     assert caught.value.status == 400
     assert mentioned in caught.value.message
     assert "\n" not in caught.value.message
+
+
+def a_review_with_items(count: int) -> bytes:
+    """A valid review whose body holds `count` JSON values and keys, padded with numbers."""
+    head = orjson.dumps(a_review())
+    items = sum(map(head.count, (b",", b":", b"[", b"{"))) + 1  # no empty containers in it
+    body = orjson.dumps({**a_review(), "padding": [1000] * (count - items - 2)})
+    assert len(body) > 2 * MAX_JSON_ITEMS  # else parse_review need not count
+    return body
+
+
+def test_a_body_with_as_many_json_items_as_the_bound_is_parsed() -> None:
+    review = parse_review(a_review_with_items(MAX_JSON_ITEMS))
+    assert review.uid == a_review()["request"]["uid"]
+
+
+def test_a_body_with_more_json_items_than_the_bound_is_a_413_before_parsing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = a_review_with_items(MAX_JSON_ITEMS + 1)
+
+    def never(_: bytes) -> None:
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(orjson, "loads", never)
+    with pytest.raises(WebhookError) as caught:
+        parse_review(body)
+    assert caught.value.status == 413
+    assert caught.value.message == (
+        f"the body holds more than {MAX_JSON_ITEMS} JSON values and keys;"
+        " a pod's AdmissionReview holds far fewer"
+    )
+
+
+def test_a_long_body_of_few_items_is_parsed() -> None:
+    body = orjson.dumps({**a_review(), "padding": "x" * (4 * MAX_JSON_ITEMS)})
+    assert parse_review(body).uid == a_review()["request"]["uid"]
 
 
 @pytest.mark.parametrize(
