@@ -127,11 +127,18 @@ def check_review(document: object) -> Review:
             reason="not-an-object",
         )
     api_version = document.get("apiVersion")
-    if not isinstance(api_version, str) or api_version not in API_VERSIONS:
-        shown = _one_line(repr(api_version))[:80]
+    if not isinstance(api_version, str):
+        # Never shown: the repr of an array nested 1,000 deep raises RecursionError.
         raise WebhookError(
             400,
-            f"apiVersion {shown} is not admission.k8s.io/v1 or admission.k8s.io/v1beta1",
+            "apiVersion must be a string: admission.k8s.io/v1 or admission.k8s.io/v1beta1",
+            reason="api-version",
+        )
+    if api_version not in API_VERSIONS:
+        raise WebhookError(
+            400,
+            f"apiVersion {_one_line(repr(api_version))[:80]} is not admission.k8s.io/v1 or"
+            " admission.k8s.io/v1beta1",
             reason="api-version",
         )
     if document.get("kind") != "AdmissionReview":

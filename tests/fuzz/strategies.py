@@ -314,7 +314,9 @@ def _deep(depth: int, kind: str) -> Raw:
     return Raw(b'{"a":' * depth + b"0" + b"}" * depth, f"{depth}-deep object")
 
 
-DEPTHS = st.sampled_from([100, 254, 255, 1023, 1024, 1025, 10_000, 100_000])
+# 990-1,020: under orjson's limit of 1,024 levels (the review's own included) wherever they
+# land, and over Python's recursion limit of 1,000 for anything that walks them (repr, ==).
+DEPTHS = st.sampled_from([100, 254, 255, 990, 1000, 1010, 1020, 1023, 1024, 1025, 10_000, 100_000])
 DEEP = st.builds(_deep, DEPTHS, st.sampled_from(["array", "object"])) | DEPTHS.map(
     lambda depth: "[" * depth  # a string that is deeply nested JSON text
 )

@@ -64,6 +64,15 @@ UNHASHABLE_API_VERSION = [
     ("an apiVersion that is an array", review(pod({"shm-size": "1Gi"}), api_version=[])),
     ("an apiVersion that is an object", review(pod({"shm-size": "1Gi"}), api_version={})),
 ]
+# Found by the long run of session 2 over TLS: repr() of the value raised RecursionError.
+DEEP_API_VERSION = [
+    (
+        f"an apiVersion nested {depth} deep",
+        b'{"apiVersion":%s,"kind":"AdmissionReview","request":{"uid":"u"}}'
+        % (b"[" * depth + b"]" * depth),
+    )
+    for depth in (1_000, 1_022)  # orjson refuses 1,024 levels, the outer object included
+]
 INT_DIGITS = [
     ("a 5,000-digit shm-size", review(pod({"shm-size": DIGITS}))),
     ("a shm-size with a 5,000-digit exponent", review(pod({"shm-size": f"1e{DIGITS}"}))),
@@ -94,6 +103,11 @@ def cases(inputs: list[tuple[str, bytes]], outcome: str) -> list[Any]:
 
 @pytest.mark.parametrize("body", cases(UNHASHABLE_API_VERSION, "is a 400, not a 500"))
 def test_an_api_version_that_is_an_array_or_object_is_a_400(body: bytes) -> None:
+    post(body)
+
+
+@pytest.mark.parametrize("body", cases(DEEP_API_VERSION, "is a 400, not a 500"))
+def test_an_api_version_nested_deep_is_a_400(body: bytes) -> None:
     post(body)
 
 
