@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,10 @@ from webhook.review import Review, WebhookError, decide, parse_review
 from webhook.settings import Settings
 
 logger = logging.getLogger("webhook.admission")
+
+# Writes the log line of one admission at a level, given its fields: a `logging` record with
+# the fields as its `fields` extra (`log_record`, the default), or the server's direct writer.
+AdmissionLog = Callable[[int, dict[str, Any]], None]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -45,10 +49,20 @@ class State:
         return self.certificate_loaded and not self.shutting_down
 
 
-def create_app(settings: Settings, *, state: State) -> FastAPI:
+def log_record(level: int, fields: dict[str, Any]) -> None:
+    """The admission line as a `logging` record of `webhook.admission`, `fields` as an extra."""
+    logger.log(level, "admission", extra={"fields": fields})
+
+
+def create_app(
+    settings: Settings, *, state: State, admission_log: AdmissionLog = log_record
+) -> FastAPI:
     """The application; everything that depends only on settings is computed here, once."""
     endpoint = AdmissionEndpoint(
-        policy=settings.policy(), max_body_bytes=settings.max_body_bytes, metrics=state.metrics
+        policy=settings.policy(),
+        max_body_bytes=settings.max_body_bytes,
+        metrics=state.metrics,
+        log=admission_log,
     )
     app = _WebhookApp(
         admission=endpoint, title="shm-webhook", docs_url=None, redoc_url=None, openapi_url=None
@@ -93,12 +107,20 @@ class _WebhookApp(FastAPI):
 class AdmissionEndpoint:
     """`POST /mutate` as a plain ASGI callable (Starlette runs a non-function endpoint as is)."""
 
-    __slots__ = ("_max_body_bytes", "_metrics", "_policy")
+    __slots__ = ("_log", "_max_body_bytes", "_metrics", "_policy")
 
-    def __init__(self, *, policy: Policy, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        max_body_bytes: int,
+        metrics: Metrics,
+        log: AdmissionLog = log_record,
+    ) -> None:
         self._policy = policy
         self._max_body_bytes = max_body_bytes
         self._metrics = metrics
+        self._log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -192,7 +214,7 @@ class AdmissionEndpoint:
             }
             if error is not None:
                 fields["error"] = error.message
-            logger.log(level, "admission", extra={"fields": fields})
+            self._log(level, fields)
 
 
 def _identity(review: Review | None) -> dict[str, Any]:
