@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,10 @@ logger = logging.getLogger("webhook.admission")
 # Bodies still arriving are held whole; together they may take this many times the body limit
 # (16 MiB by default), so that concurrent uploads cannot outgrow the pod's memory. Past it, 503.
 IN_FLIGHT_BODIES = 2
+# Writes the log line of one admission at a level, given its fields: a `logging` record with
+# the fields as its `fields` extra (`log_record`, the default), or the server's direct writer.
+AdmissionLog = Callable[[int, dict[str, Any]], None]
+
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -48,10 +52,20 @@ class State:
         return self.certificate_loaded and not self.shutting_down
 
 
-def create_app(settings: Settings, *, state: State) -> FastAPI:
+def log_record(level: int, fields: dict[str, Any]) -> None:
+    """The admission line as a `logging` record of `webhook.admission`, `fields` as an extra."""
+    logger.log(level, "admission", extra={"fields": fields})
+
+
+def create_app(
+    settings: Settings, *, state: State, admission_log: AdmissionLog = log_record
+) -> FastAPI:
     """The application; everything that depends only on settings is computed here, once."""
     endpoint = AdmissionEndpoint(
-        policy=settings.policy(), max_body_bytes=settings.max_body_bytes, metrics=state.metrics
+        policy=settings.policy(),
+        max_body_bytes=settings.max_body_bytes,
+        metrics=state.metrics,
+        log=admission_log,
     )
     app = _WebhookApp(
         admission=endpoint, title="shm-webhook", docs_url=None, redoc_url=None, openapi_url=None
@@ -98,16 +112,25 @@ class AdmissionEndpoint:
 
     __slots__ = (
         "_in_flight_bytes",
+        "_log",
         "_max_body_bytes",
         "_max_in_flight_bytes",
         "_metrics",
         "_policy",
     )
 
-    def __init__(self, *, policy: Policy, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        max_body_bytes: int,
+        metrics: Metrics,
+        log: AdmissionLog = log_record,
+    ) -> None:
         self._policy = policy
         self._max_body_bytes = max_body_bytes
         self._metrics = metrics
+        self._log = log
         self._max_in_flight_bytes = IN_FLIGHT_BODIES * max_body_bytes
         self._in_flight_bytes = 0
 
@@ -213,7 +236,7 @@ class AdmissionEndpoint:
             }
             if error is not None:
                 fields["error"] = error.message
-            logger.log(level, "admission", extra={"fields": fields})
+            self._log(level, fields)
 
 
 def _identity(review: Review | None) -> dict[str, Any]:

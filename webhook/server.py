@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any, BinaryIO
 
 import orjson
 import uvicorn
@@ -43,18 +44,59 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; the `fields` extra of a record is merged in."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        entry = _entry(
+            created=record.created,
+            level=record.levelname,
+            name=record.name,
+            message=record.getMessage(),
+            fields=fields if isinstance(fields, dict) else None,
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+class AdmissionLines:
+    """The admission log line of `app.AdmissionEndpoint`, written straight to a binary stream.
+
+    The line JsonFormatter makes of a `log_record`, without the record. Through `logging`
+    (LogRecord, filters, handler lock, text layer) the line was a fifth of the server's CPU per
+    typical admission in the bench (234 µs with it, 186 µs at --log-level warning); written
+    here, an admission costs 14 µs less in process (107 -> 93 µs, the reference 71 µs). The
+    endpoint still asks the `webhook.admission` logger whether the level is enabled.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def __call__(self, level: int, fields: dict[str, Any]) -> None:
+        entry = _entry(
+            created=time.time(),
+            level=logging.getLevelName(level),
+            name="webhook.admission",
+            message="admission",
+            fields=fields,
+        )
+        try:
+            self._stream.write(orjson.dumps(entry, default=str) + b"\n")
+            self._stream.flush()
+        except OSError:
+            pass  # as with `logging` (Handler.handleError), a log that fails fails no admission
+
+
+def _entry(
+    *, created: float, level: str, name: str, message: str, fields: dict[str, Any] | None
+) -> dict[str, Any]:
+    entry = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level.lower(),
+        "logger": name,
+        "message": message,
+    }
+    if fields is not None:
+        entry.update(fields)
+    return entry
 
 
 def configure_logging(level: str) -> None:
@@ -138,7 +180,7 @@ def serve(settings: Settings) -> int:
         state = State()
         reloader = _reloader(cert_file, key_file, state=state)
         config = uvicorn.Config(
-            create_app(settings, state=state),
+            create_app(settings, state=state, admission_log=AdmissionLines(sys.stderr.buffer)),
             host=settings.host,
             port=settings.port,
             loop="uvloop",

@@ -4,6 +4,7 @@ metrics port, the SIGTERM sequence and the development certificate; plus the JSO
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import signal
@@ -13,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ from tests.tlsfixtures import (
     serial,
     throwaway_bundle,
 )
-from webhook.server import JsonFormatter
+from webhook.server import AdmissionLines, JsonFormatter
 from webhook.tls import certificate_not_after
 
 
@@ -207,3 +208,22 @@ def test_log_records_are_one_json_object_per_line_with_their_fields() -> None:
     assert entry["level"] == "info"
     assert entry["message"] == "admission"
     assert (entry["uid"], entry["size"], entry["outcome"]) == ("u", 2**30, "mutated")
+
+
+@pytest.mark.parametrize(
+    "level", [pytest.param(logging.INFO, id="info"), pytest.param(logging.WARNING, id="warning")]
+)
+def test_the_admission_line_is_written_as_the_formatter_writes_its_record(level: int) -> None:
+    fields = {"uid": "u", "namespace": None, "size": 2**30, "duration_ms": 0.125}
+    stream = io.BytesIO()
+    AdmissionLines(stream)(level, fields)
+    written = stream.getvalue()
+    assert written.endswith(b"\n")
+    assert written.count(b"\n") == 1
+    record = logging.LogRecord("webhook.admission", level, __file__, 1, "admission", (), None)
+    record.fields = fields
+    formatted = json.loads(JsonFormatter().format(record))
+    entry = json.loads(written)
+    assert list(entry) == list(formatted)
+    assert {**entry, "time": None} == {**formatted, "time": None}
+    assert abs(datetime.fromisoformat(entry["time"]).timestamp() - record.created) < 5
