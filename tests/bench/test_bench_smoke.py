@@ -7,6 +7,7 @@ Proves the bench runs, not how fast anything is: the figures of a one-second run
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,26 @@ def test_a_tiny_run_measures_both_servers() -> None:
     assert "small" in table
     assert "ratio" in table
     assert {check["target"] for check in results["targets"]} >= {"peak RSS MiB (all payloads)"}
+
+
+def test_the_cpu_ratio_target_pairs_the_servers_of_each_round() -> None:
+    def run(round_number: int, server: str, cpu_us: float) -> dict[str, Any]:
+        return {
+            "round": round_number,
+            "server": server,
+            "payload": "typical",
+            "throughput": {"cpu_us_per_request": cpu_us},
+        }
+
+    # The host is slower in round 2, and slows down within round 3 after the reference's turn:
+    # the ratio of the medians (240 / 150 = 1.6) blames the webhook; two rounds of three say 1.2.
+    runs = [
+        run(1, "webhook", 180.0),
+        run(1, "reference", 150.0),
+        run(2, "reference", 200.0),
+        run(2, "webhook", 240.0),
+        run(3, "reference", 150.0),
+        run(3, "webhook", 300.0),
+    ]
+    assert report.paired_cpu_ratio(runs, "typical") == pytest.approx(1.2)
+    assert report.paired_cpu_ratio(runs, "large") is None

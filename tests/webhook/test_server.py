@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,30 @@ def test_metrics_show_the_admission_and_the_certificate_expiry(
     assert samples["shm_webhook_admission_duration_seconds_count"] == 1
     expiry = certificate_not_after(certificate_dir / "tls.crt").timestamp()
     assert samples["shm_webhook_certificate_expiry_timestamp_seconds"] == expiry
+
+
+def test_each_admission_served_is_one_json_line_on_stderr(
+    server: Server,
+) -> None:
+    connection = server.connection()
+    try:
+        assert call(connection, "POST /mutate?timeout=3s", body=REVIEW)[0] == 200
+        sent = time.monotonic()
+        lines: list[dict[str, Any]] = []
+        while not lines and time.monotonic() - sent < 1:
+            lines = [
+                json.loads(line) for line in server.stderr().splitlines() if '"admission"' in line
+            ]
+            time.sleep(0.02)
+    finally:
+        connection.close()
+    assert len(lines) == 1
+    assert (lines[0]["logger"], lines[0]["outcome"], lines[0]["reason"]) == (
+        "webhook.admission",
+        "mutated",
+        "injected",
+    )
+    assert lines[0]["uid"] == json.loads(REVIEW)["request"]["uid"]
 
 
 def _metrics(server: Server) -> dict[str, float]:
