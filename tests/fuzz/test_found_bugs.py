@@ -121,6 +121,16 @@ def test_a_deeply_nested_status_annotation_is_not_ours(body: bytes) -> None:
     post(body)
 
 
+def test_a_pod_with_a_field_nested_1000_deep_gets_a_patch_that_applies() -> None:
+    """Found in session 2: not a webhook bug, the oracle's deepcopy of such a pod overflowed."""
+    deep = b"[" * 1_000 + b"]" * 1_000
+    body = review(pod({"shm-size": "1Gi"})).replace(b'"image":"busybox"', b'"extra":%s' % deep)
+    assert deep in body
+    ops = post(body)
+    assert ops
+    check_patch(body, ops)
+
+
 @pytest.mark.parametrize("body", cases(NO_SPEC, "gets a patch that applies"))
 def test_a_re_admitted_pod_without_spec_gets_a_patch_that_applies(body: bytes) -> None:
     ops = post(body)
