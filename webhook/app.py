@@ -26,7 +26,10 @@ from webhook.mutation import Plan, Policy
 from webhook.review import Review, WebhookError, decide, parse_review
 from webhook.settings import Settings
 
-logger = logging.getLogger("webhook.admission")
+# The logger and message of the one line per admission (server.AdmissionLines writes it too).
+ADMISSION_LOGGER = "webhook.admission"
+ADMISSION_MESSAGE = "admission"
+logger = logging.getLogger(ADMISSION_LOGGER)
 
 # Bodies still arriving are held whole; together they may take this many times the body limit
 # (16 MiB by default), so that concurrent uploads cannot outgrow the pod's memory. Past it, 503.
@@ -54,7 +57,7 @@ class State:
 
 def log_record(level: int, fields: dict[str, Any]) -> None:
     """The admission line as a `logging` record of `webhook.admission`, `fields` as an extra."""
-    logger.log(level, "admission", extra={"fields": fields})
+    logger.log(level, ADMISSION_MESSAGE, extra={"fields": fields})
 
 
 def create_app(

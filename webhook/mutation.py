@@ -287,9 +287,11 @@ def _read_status(text: str | None) -> dict[str, Any] | None:
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
     shapes = (("volume", str), ("mounted", list), ("charged", list))
-    if not isinstance(status, dict) or not _DNS_LABEL.fullmatch(str(status.get("volume"))):
+    if not isinstance(status, dict) or not all(
+        isinstance(status.get(key), kind) for key, kind in shapes
+    ):
         return None
-    if not all(isinstance(status.get(key), kind) for key, kind in shapes):
+    if not _DNS_LABEL.fullmatch(status["volume"]):
         return None
     if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
         return None

@@ -230,12 +230,11 @@ def _interpret_suffix(suffix: str, text: str) -> tuple[int, int, Format]:
         exponent_text = suffix[1:]
         digits = exponent_text.lstrip("+-")
         if len(exponent_text) - len(digits) <= 1 and digits and all(ch in _DIGITS for ch in digits):
+            sign = exponent_text[: len(exponent_text) - len(digits)]
             significant = digits.lstrip("0") or "0"
-            # Past 19 digits strconv.ParseInt fails (ErrSuffix) before int() would.
-            exponent = int(exponent_text[: len(exponent_text) - len(digits)] + significant[:20])
-            if (
-                len(significant) <= 19 and abs(exponent) <= MAX_INT64
-            ):  # strconv.ParseInt(..., 64), then int32(...)
+            # strconv.ParseInt(..., 64), then int32(...). Past 19 digits ParseInt fails
+            # (ErrSuffix), and int() of thousands of leading zeros would refuse them anyway.
+            if len(significant) <= 19 and abs(exponent := int(sign + significant)) <= MAX_INT64:
                 wrapped = (exponent + 2**31) % 2**32 - 2**31
                 return 10, wrapped, Format.DECIMAL_EXPONENT
     raise QuantityError(f"{text!r}: unable to parse the suffix {suffix!r}")

@@ -28,7 +28,7 @@ import orjson
 import uvicorn
 
 from webhook import tls
-from webhook.app import State, create_app
+from webhook.app import ADMISSION_LOGGER, ADMISSION_MESSAGE, State, create_app
 from webhook.metrics import start_metrics_server
 from webhook.settings import Settings, SettingsError, label
 from webhook.transport import GuardedHttpToolsProtocol
@@ -74,8 +74,8 @@ class AdmissionLines:
         entry = _entry(
             created=time.time(),
             level=logging.getLevelName(level),
-            name="webhook.admission",
-            message="admission",
+            name=ADMISSION_LOGGER,
+            message=ADMISSION_MESSAGE,
             fields=fields,
         )
         try:

@@ -31,27 +31,12 @@ def client_hello(version: bytes) -> bytes:
     return b"\x16\x03\x01" + len(handshake).to_bytes(2, "big") + handshake
 
 
-def closed_by_peer(sock: socket.socket, *, wait: float = 0.05) -> bool:
-    """Whether the server has closed the connection (EOF or reset); False while it is open and
-    silent. Anything the server sent before closing is read and ignored."""
-    sock.settimeout(wait)
-    for _ in range(64):  # bounded: at most 64 reads of what the server sent before closing
-        try:
-            if not sock.recv(65536):
-                return True
-        except (TimeoutError, ssl.SSLWantReadError):
-            return False
-        except OSError:  # ssl.SSLError included: a reset or a TLS alert
-            return True
-    return False
-
-
 def first_answer(sock: socket.socket, *, wait: float = 0.5) -> tuple[bytes, bool]:
-    """What the server sent (at most 64 KiB, or what arrived within `wait`), and whether it
-    closed the connection after it."""
+    """What the server sent until it closed the connection or fell silent for `wait` (at most
+    64 reads), and whether it closed it (EOF, a reset or a TLS alert)."""
     sock.settimeout(wait)
     received = b""
-    while len(received) < 65536:
+    for _ in range(64):
         try:
             chunk = sock.recv(65536)
         except (TimeoutError, ssl.SSLWantReadError):
@@ -62,6 +47,12 @@ def first_answer(sock: socket.socket, *, wait: float = 0.5) -> tuple[bytes, bool
             return received, True
         received += chunk
     return received, False
+
+
+def closed_by_peer(sock: socket.socket, *, wait: float = 0.05) -> bool:
+    """Whether the server has closed the connection; False while it is open and silent.
+    Anything the server sent before closing is read and ignored."""
+    return first_answer(sock, wait=wait)[1]
 
 
 def closed_by_peers(socks: list[socket.socket], *, wait: float = 0.2) -> list[bool]:
