@@ -21,7 +21,8 @@ import orjson
 import uvicorn
 
 from webhook import tls
-from webhook.mutation import Policy, plan
+from webhook.mutation import plan
+from webhook.policy import Policy
 
 POLICY = Policy()
 _JSON = [(b"content-type", b"application/json")]

@@ -1,10 +1,10 @@
-"""The HTTP face of the webhook: `create_app(settings, *, state)` (SPEC §3, §5).
+"""The HTTP face of the webhook: `create_app(settings, *, state)` (docs/api.md).
 
 Owns: `/healthz`, `/readyz` and `POST /mutate`, the request guards (content type, body limit),
 the mapping of `WebhookError` to a 4xx plain-text answer, one JSON log line and the metrics of
 every admission. `POST /mutate` is a raw ASGI endpoint that the application calls before its
 middleware stack and router: it skips the per-request Request/Response objects and ~30 µs of
-framework layers (PERF-NOTES §2). Must not import the Kubernetes client or `yaml`; knows
+framework layers (docs/performance.md). Must not import the Kubernetes client or `yaml`; knows
 nothing of TLS or the server's lifecycle beyond the `State` it is handed.
 """
 
@@ -22,8 +22,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from webhook.metrics import Metrics
-from webhook.mutation import Plan, Policy
-from webhook.review import Review, WebhookError, decide, parse_review
+from webhook.podfields import object_name
+from webhook.policy import Policy, Reason
+from webhook.review import Response, Review, WebhookError, decide, encode, parse_review
 from webhook.settings import Settings
 
 # The logger and message of the one line per admission (server.AdmissionLines writes it too).
@@ -145,10 +146,11 @@ class AdmissionEndpoint:
             if body is None:
                 return  # the client went away: nobody to answer
             review = parse_review(body)
-            answer, result = decide(review, self._policy)
+            response = decide(review, self._policy)
+            answer = encode(review, response)
         except WebhookError as error:
             await _send(send, status=error.status, headers=_TEXT_HEADERS, body=error.message)
-            self._finish(review, None, started=started, error=error)
+            self._finish(review, error, started=started)
             return
         except Exception:
             # A bug, not a bad request: answer 500 and say where it happened. Every malformed
@@ -156,11 +158,11 @@ class AdmissionEndpoint:
             logger.exception("admission failed: %s", _identity(review))
             await _send(send, status=500, headers=_TEXT_HEADERS, body="internal error")
             self._metrics.record(
-                outcome="error", reason="internal-error", seconds=time.perf_counter() - started
+                outcome="error", reason=Reason.INTERNAL_ERROR, seconds=time.perf_counter() - started
             )
             return
         await _send(send, status=200, headers=_JSON_HEADERS, body=answer)
-        self._finish(review, result, started=started, error=None)
+        self._finish(review, response, started=started)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | None:
         """The request body, after the envelope guards; None when the client disconnected."""
@@ -171,10 +173,14 @@ class AdmissionEndpoint:
             elif name == b"content-length":
                 length = value
         if content_type is None or _media_type(content_type) != b"application/json":
-            raise WebhookError(400, "Content-Type must be application/json", reason="content-type")
+            raise WebhookError(
+                400, "Content-Type must be application/json", reason=Reason.CONTENT_TYPE
+            )
         if length is not None:
             if not length.isdigit():
-                raise WebhookError(400, "Content-Length is not a number", reason="content-length")
+                raise WebhookError(
+                    400, "Content-Length is not a number", reason=Reason.CONTENT_LENGTH
+                )
             if int(length) > self._max_body_bytes:
                 raise self._too_large()
         chunks: list[bytes] = []
@@ -198,7 +204,7 @@ class AdmissionEndpoint:
                     raise WebhookError(
                         503,
                         f"request bodies in flight exceed {self._max_in_flight_bytes} bytes; retry",
-                        reason="bodies-in-flight",
+                        reason=Reason.BODIES_IN_FLIGHT,
                     )
                 chunks.append(chunk)
         finally:
@@ -206,26 +212,24 @@ class AdmissionEndpoint:
 
     def _too_large(self) -> WebhookError:
         return WebhookError(
-            413, f"the body exceeds {self._max_body_bytes} bytes", reason="body-too-large"
+            413, f"the body exceeds {self._max_body_bytes} bytes", reason=Reason.BODY_TOO_LARGE
         )
 
     def _finish(
         self,
         review: Review | None,
-        result: Plan | None,
+        answered: Response | WebhookError,
         *,
         started: float,
-        error: WebhookError | None,
     ) -> None:
         seconds = time.perf_counter() - started
-        if error is not None:
-            outcome, reason, size, warnings = "error", error.reason, None, 0
-        elif result is None:
-            outcome, reason, size, warnings = "skipped", "not-a-pod-create", None, 0
+        error = answered if isinstance(answered, WebhookError) else None
+        if isinstance(answered, WebhookError):
+            outcome, reason, size, warnings = "error", answered.reason, None, 0
         else:
-            outcome, reason, size = result.outcome, result.reason, result.size
-            warnings = len(result.warnings)
-        injected = size if outcome == "mutated" and reason == "injected" and size else 0
+            outcome, reason, size = answered.outcome, answered.reason, answered.size
+            warnings = len(answered.warnings)
+        injected = size if reason is Reason.INJECTED and size else 0
         self._metrics.record(outcome=outcome, reason=reason, seconds=seconds, injected=injected)
         level = logging.INFO if error is None else logging.WARNING
         if logger.isEnabledFor(level):
@@ -247,12 +251,7 @@ def _identity(review: Review | None) -> dict[str, Any]:
     if review is None:
         return {"uid": None}
     request: Mapping[str, Any] = review.request
-    name = request.get("name")
-    if not name:
-        pod = request.get("object")
-        metadata = pod.get("metadata") if isinstance(pod, dict) else None
-        if isinstance(metadata, dict):
-            name = metadata.get("name") or metadata.get("generateName")
+    name = request.get("name") or object_name(request.get("object"))
     return {
         "uid": review.uid,
         "namespace": _text(request.get("namespace")),

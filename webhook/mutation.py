@@ -1,22 +1,22 @@
-"""What the webhook does to a pod: every rule of SPEC §2, as one pure function.
+"""What the webhook does to a pod: every rule of docs/behaviour.md, as one pure function.
 
-Owns: `Policy` (the server settings that shape a mutation), `plan(pod, policy) -> Plan`
-(the JSONPatch ops, warnings and outcome) and the status annotation. Memory accounting lives
-in `webhook.memory`, typed field reads in `webhook.podfields`. Must not import the web
-framework, the server or the Kubernetes client (checked by import-linter).
+Owns: `plan(pod, policy) -> Plan` (the JSONPatch ops, warnings and outcome) and the status
+annotation. The policy and the reasons are declared in `webhook.policy`, memory accounting
+lives in `webhook.memory`, typed field reads in `webhook.podfields`; the API server's limits on
+warnings are the envelope's (`webhook.review`). Must not import the web framework, the server
+or the Kubernetes client (checked by import-linter).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Literal
 
 from webhook import memory, patches
+from webhook.checks import is_dns_label
 from webhook.podfields import (
     InvalidObject,
     Json,
@@ -27,49 +27,27 @@ from webhook.podfields import (
     string_entry,
     uses_path,
 )
+from webhook.policy import Percent, Policy, Reason
 from webhook.quantity import Format, Quantity, SizeError, format_bytes, parse_size, to_bytes
 
-__all__ = ["STATUS_ANNOTATION", "InvalidObject", "Percent", "Plan", "Policy", "plan"]
+__all__ = ["STATUS_ANNOTATION", "InvalidObject", "Plan", "plan"]
 
-MemoryPolicy = Literal["default-container", "all", "none"]
-OnInvalid = Literal["deny", "warn"]
-Outcome = Literal["mutated", "skipped", "denied"]
+PlanOutcome = Literal["mutated", "skipped", "denied"]
 
 STATUS_ANNOTATION = "shm-injection-status"
 INJECTION_LABEL = "shm-injection"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-MAX_WARNINGS = 5
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-MAX_WARNING_LENGTH = 120
 # json.dumps with separators builds an encoder per call; this one is built once.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
-class Percent:
-    """`defaultSize: N%`: the size is N% of the charged container's memory limit."""
-
-    value: Fraction  # 0 < value <= 100
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    annotation: str = "shm-size"
-    default_size: Quantity | Percent | None = None
-    max_size: int | None = None  # bytes; None = no cap
-    memory_policy: MemoryPolicy = "default-container"
-    on_invalid: OnInvalid = "deny"
-    volume_name: str = "dshm"
-    mount_path: str = "/dev/shm"
-
-
-@dataclass(frozen=True, slots=True)
 class Plan:
-    """The decision for one pod. `reason` is a short, stable label for metrics and logs."""
+    """The decision for one pod."""
 
-    outcome: Outcome
-    reason: str
+    outcome: PlanOutcome
+    reason: Reason
     ops: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     message: str = ""  # the denial, when outcome == "denied"
@@ -99,7 +77,7 @@ def plan(pod: Mapping[str, Any], policy: Policy) -> Plan:
     reason = _left_alone(labels, annotations, spec)
     if reason is not None:
         warnings = [f"{policy.annotation} ignored: {_LEFT_ALONE[reason]}"] if requested else []
-        return Plan("skipped", reason, warnings=_short(warnings))
+        return Plan("skipped", reason, warnings=warnings)
     size = _resolve_size(requested, spec, default_container, policy)
     if isinstance(size, Plan):
         return size
@@ -107,22 +85,22 @@ def plan(pod: Mapping[str, Any], policy: Policy) -> Plan:
 
 
 _LEFT_ALONE = {
-    "label-opt-out": f"the pod is labelled {INJECTION_LABEL}=disabled",
-    "host-ipc": "hostIPC pods share the host's /dev/shm",
-    "windows": "Windows pods have no memory-backed emptyDir",
-    "mirror-pod": "static (mirror) pods cannot be changed",
+    Reason.LABEL_OPT_OUT: f"the pod is labelled {INJECTION_LABEL}=disabled",
+    Reason.HOST_IPC: "hostIPC pods share the host's /dev/shm",
+    Reason.WINDOWS: "Windows pods have no memory-backed emptyDir",
+    Reason.MIRROR_POD: "static (mirror) pods cannot be changed",
 }
 
 
-def _left_alone(labels: Json, annotations: Json, spec: Json) -> str | None:
+def _left_alone(labels: Json, annotations: Json, spec: Json) -> Reason | None:
     if string_entry(labels, INJECTION_LABEL, "metadata.labels") == "disabled":
-        return "label-opt-out"
+        return Reason.LABEL_OPT_OUT
     if spec.get("hostIPC") is True:
-        return "host-ipc"
+        return Reason.HOST_IPC
     if mapping(spec.get("os"), "spec.os").get("name") == "windows":
-        return "windows"
+        return Reason.WINDOWS
     if MIRROR_ANNOTATION in annotations:
-        return "mirror-pod"
+        return Reason.MIRROR_POD
     return None
 
 
@@ -132,7 +110,7 @@ def _resolve_size(
     if requested is None:
         default = policy.default_size
         if default is None:
-            return Plan("skipped", "not-requested")
+            return Plan("skipped", Reason.NOT_REQUESTED)
         if isinstance(default, Quantity):
             return _Size(to_bytes(default), default.format, carved=False)
         return _percent_of_memory(default, spec, default_container, policy)
@@ -142,7 +120,7 @@ def _resolve_size(
         return _invalid(str(error), policy)
     size = to_bytes(quantity)
     if size == 0:
-        return Plan("skipped", "opted-out")
+        return Plan("skipped", Reason.OPTED_OUT)
     if policy.max_size is not None and size > policy.max_size:
         cap = format_bytes(policy.max_size, Format.BINARY_SI)
         shown = requested if len(requested) <= 24 else requested[:23] + "…"
@@ -155,8 +133,8 @@ def _resolve_size(
 
 def _invalid(message: str, policy: Policy) -> Plan:
     if policy.on_invalid == "deny":
-        return Plan("denied", "invalid-size", message=message)
-    return Plan("skipped", "invalid-size", warnings=_short([message]))
+        return Plan("denied", Reason.INVALID_SIZE, message=message)
+    return Plan("skipped", Reason.INVALID_SIZE, warnings=[message])
 
 
 def _percent_of_memory(
@@ -165,7 +143,7 @@ def _percent_of_memory(
     containers = objects(spec.get("containers"), "spec.containers")
     index = _default_container(containers, default_container)
     if index is None:
-        return Plan("skipped", "no-containers")
+        return Plan("skipped", Reason.NO_CONTAINERS)
     where = f"spec.containers[{index}].resources"
     resources = mapping(containers[index].get("resources"), where)
     basis = memory.memory_limit(resources, where)
@@ -176,7 +154,7 @@ def _percent_of_memory(
     if policy.max_size is not None:
         size = min(size, policy.max_size)
     if basis is None or size <= 0:
-        return Plan("skipped", "no-memory-basis")
+        return Plan("skipped", Reason.NO_MEMORY_BASIS)
     return _Size(size, basis.format, carved=True)
 
 
@@ -196,11 +174,10 @@ def _inject(
     size_text = format_bytes(size.bytes, size.format)
     mount_ops, mounted, kept = _mount_ops(spec, volume, policy.mount_path)
     if not mounted:
-        reason = "already-mounted" if kept else "no-containers"
-        return Plan("skipped", reason, warnings=_short(_kept_warning(kept, policy.mount_path)))
+        reason = Reason.ALREADY_MOUNTED if kept else Reason.NO_CONTAINERS
+        return Plan("skipped", reason, warnings=_kept_warning(kept, policy.mount_path))
 
-    volume_spec = {"name": volume, "emptyDir": {"medium": "Memory", "sizeLimit": size_text}}
-    ops = [_append(spec, "volumes", volume_spec, base="/spec"), *mount_ops]
+    ops = [_append(spec, "volumes", _memory_volume(volume, size_text), base="/spec"), *mount_ops]
     charged = (
         []
         if size.carved
@@ -226,7 +203,7 @@ def _inject(
             f"{policy.mount_path} will be capped at {capped} by the pod's memory limit"
             f" (asked {size_text})"
         )
-    return Plan("mutated", "injected", ops=ops, warnings=_short(warnings), size=size.bytes)
+    return Plan("mutated", Reason.INJECTED, ops=ops, warnings=warnings, size=size.bytes)
 
 
 def _charge_ops(
@@ -258,23 +235,19 @@ def _reinvoke(pod: Mapping[str, Any], spec: Json, status: dict[str, Any], policy
     more (the memory was charged once, and the status annotation says so)."""
     volume = status["volume"]
     if pod.get("spec") is None:  # nothing to mount into, and nowhere to put a volume
-        return Plan("skipped", "already-injected")
+        return Plan("skipped", Reason.ALREADY_INJECTED)
     ops = []
     if volume not in _volume_names(spec):
-        volume_spec = {
-            "name": volume,
-            "emptyDir": {"medium": "Memory", "sizeLimit": status["size"]},
-        }
-        ops.append(_append(spec, "volumes", volume_spec, base="/spec"))
+        ops.append(_append(spec, "volumes", _memory_volume(volume, status["size"]), base="/spec"))
     mount_ops, mounted, _ = _mount_ops(spec, volume, policy.mount_path)
     if not ops and not mount_ops:
-        return Plan("skipped", "already-injected")
+        return Plan("skipped", Reason.ALREADY_INJECTED)
     names = [_container_name(spec, kind, index) for kind, index in mounted]
     ops += [
         *mount_ops,
         _status_op(pod, {**status, "mounted": status["mounted"] + names}),
     ]
-    return Plan("mutated", "reinvoked", ops=ops)
+    return Plan("mutated", Reason.REINVOKED, ops=ops)
 
 
 def _read_status(text: str | None) -> dict[str, Any] | None:
@@ -291,7 +264,7 @@ def _read_status(text: str | None) -> dict[str, Any] | None:
         isinstance(status.get(key), kind) for key, kind in shapes
     ):
         return None
-    if not _DNS_LABEL.fullmatch(status["volume"]):
+    if not is_dns_label(status["volume"]):
         return None
     if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
         return None
@@ -323,6 +296,10 @@ def _append(obj: Json, key: str, item: Any, *, base: str) -> patches.Op:
     if obj.get(key) is None:
         return patches.add(f"{base}/{key}", [item])
     return patches.add(f"{base}/{key}/-", item)
+
+
+def _memory_volume(name: str, size: str) -> dict[str, Any]:
+    return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": size}}
 
 
 def _volume_names(spec: Json) -> set[str]:
@@ -360,11 +337,3 @@ def _kept_warning(kept: list[str], mount_path: str) -> list[str]:
     if len(kept) == 1:
         return [f"container {kept[0]} already mounts {mount_path}; kept as it is"]
     return [f"containers {', '.join(kept)} already mount {mount_path}; kept as they are"]
-
-
-def _short(warnings: list[str]) -> list[str]:
-    """Warnings as the API server wants them: a handful, each short."""
-    return [
-        text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
-        for text in warnings[:MAX_WARNINGS]
-    ]

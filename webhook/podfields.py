@@ -91,3 +91,13 @@ def uses_path(container: Json, path: str, where: str) -> bool:
             if posixpath.normpath(found) == wanted:
                 return True
     return False
+
+
+def object_name(document: object) -> str | None:
+    """How logs and reports name an object: its name, else its generateName prefix (a
+    controller-made pod has no name until the API server gives it one), else None."""
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    name = metadata.get("name") or metadata.get("generateName")
+    return name if isinstance(name, str) else None

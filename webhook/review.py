@@ -1,8 +1,11 @@
-"""The AdmissionReview envelope: parsing a request body, building the answer (SPEC §3).
+"""The AdmissionReview envelope: parsing a request body, building the answer (docs/api.md).
 
 Owns: the AdmissionReview shapes (TypedDicts), `parse_review` (bytes → `Review`, or
-`WebhookError` for a malformed body), the response builders `allowed`, `patched`, `denied`
-(bytes, base64 patch included) and `decide`, which routes a Pod CREATE to `mutation.plan`.
+`WebhookError` for a malformed body), the `Response` value and its builders `allowed`,
+`patched`, `denied` (controller-runtime's admission.Response), `respond` (the one step from a
+`Plan` to a `Response`), `decide`, which routes a Pod CREATE to `mutation.plan`, and `encode`,
+which addresses a `Response` to its review and serialises it (base64 patch included). The API
+server's limits on warnings are applied here and nowhere else.
 
 Two error channels: a malformed request raises `WebhookError` (the HTTP layer answers 4xx
 with its message); a pod the policy refuses is a 200 answer with `allowed: false`.
@@ -19,9 +22,12 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
-from webhook.mutation import InvalidObject, Plan, Policy, plan
+from webhook.checks import one_line
+from webhook.mutation import InvalidObject, Plan, plan
+from webhook.policy import Outcome, Policy, Reason
 
 API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
+# The kube-apiserver keeps at most this many warnings of at most this many characters each.
 MAX_WARNINGS = 5
 MAX_WARNING_LENGTH = 120
 _POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
@@ -89,11 +95,11 @@ class Review:
 class WebhookError(Exception):
     """The request is malformed; answer HTTP `status` with `message` (one line, plain text)."""
 
-    def __init__(self, status: int, message: str, *, reason: str = "malformed-review") -> None:
+    def __init__(self, status: int, message: str, *, reason: Reason) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.reason = reason  # a short, stable label for metrics and logs
+        self.reason = reason
 
 
 def parse_review(body: bytes) -> Review:
@@ -107,13 +113,13 @@ def parse_review(body: bytes) -> Review:
             413,
             f"the body holds more than {MAX_JSON_ITEMS} JSON values and keys;"
             " a pod's AdmissionReview holds far fewer",
-            reason="body-too-large",
+            reason=Reason.BODY_TOO_LARGE,
         )
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise WebhookError(
-            400, f"the body is not JSON: {_one_line(str(error))}", reason="not-json"
+            400, f"the body is not JSON: {one_line(str(error))}", reason=Reason.NOT_JSON
         ) from None
     return check_review(document)
 
@@ -124,7 +130,7 @@ def check_review(document: object) -> Review:
         raise WebhookError(
             400,
             "the body is not an AdmissionReview: expected a JSON object",
-            reason="not-an-object",
+            reason=Reason.NOT_AN_OBJECT,
         )
     api_version = document.get("apiVersion")
     if not isinstance(api_version, str):
@@ -132,24 +138,26 @@ def check_review(document: object) -> Review:
         raise WebhookError(
             400,
             "apiVersion must be a string: admission.k8s.io/v1 or admission.k8s.io/v1beta1",
-            reason="api-version",
+            reason=Reason.API_VERSION,
         )
     if api_version not in API_VERSIONS:
         raise WebhookError(
             400,
-            f"apiVersion {_one_line(repr(api_version))[:80]} is not admission.k8s.io/v1 or"
+            f"apiVersion {one_line(repr(api_version))[:80]} is not admission.k8s.io/v1 or"
             " admission.k8s.io/v1beta1",
-            reason="api-version",
+            reason=Reason.API_VERSION,
         )
     if document.get("kind") != "AdmissionReview":
-        raise WebhookError(400, 'kind must be "AdmissionReview"', reason="kind")
+        raise WebhookError(400, 'kind must be "AdmissionReview"', reason=Reason.KIND)
     request = document.get("request")
     if not isinstance(request, dict):
-        raise WebhookError(400, "request is missing or not an object", reason="missing-request")
+        raise WebhookError(
+            400, "request is missing or not an object", reason=Reason.MISSING_REQUEST
+        )
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise WebhookError(
-            400, "request.uid is missing or not a non-empty string", reason="missing-uid"
+            400, "request.uid is missing or not a non-empty string", reason=Reason.MISSING_UID
         )
     return Review(api_version=api_version, uid=uid, request=request)  # type: ignore[arg-type]
 
@@ -170,74 +178,91 @@ def planned_pod(review: Review) -> Mapping[str, Any] | None:
         raise WebhookError(
             400,
             "request.object of a Pod CREATE is missing or not an object",
-            reason="invalid-object",
+            reason=Reason.INVALID_OBJECT,
         )
     return pod
 
 
-def decide(review: Review, policy: Policy) -> tuple[bytes, Plan | None]:
-    """The answer to a checked review, and the plan when a pod was planned."""
-    pod = planned_pod(review)
-    if pod is None:
-        return allowed(review), None
-    try:
-        result = plan(pod, policy)
-    except InvalidObject as error:
-        raise WebhookError(
-            400, f"invalid pod: {_one_line(str(error))}", reason="invalid-object"
-        ) from None
-    if result.outcome == "denied":
-        return denied(review, result.message, warnings=result.warnings), result
-    if result.ops:
-        return patched(review, result.ops, warnings=result.warnings), result
-    return allowed(review, warnings=result.warnings), result
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An answer before it is addressed to a review: what `/mutate` sends and `mutate` previews,
+    and what the metrics and the log line are read from."""
+
+    allowed: bool
+    outcome: Outcome
+    reason: Reason
+    patch: Sequence[Mapping[str, Any]] = ()
+    message: str = ""  # the denial shown to the user
+    warnings: tuple[str, ...] = ()  # within the API server's limits
+    size: int | None = None  # bytes of /dev/shm the patch gives the pod
 
 
-def allowed(review: Review, *, warnings: Iterable[str] = ()) -> bytes:
+def allowed(reason: Reason, *, warnings: Iterable[str] = ()) -> Response:
     """Admit the object unchanged."""
-    return _answer(review, {"uid": review.uid, "allowed": True}, warnings=warnings)
+    return Response(True, "skipped", reason, warnings=_short_warnings(warnings))
 
 
 def patched(
-    review: Review, ops: Sequence[Mapping[str, Any]], *, warnings: Iterable[str] = ()
-) -> bytes:
-    """Admit the object with a JSON patch (RFC 6902), base64-encoded as the API requires."""
-    response: AdmissionResponse = {
-        "uid": review.uid,
-        "allowed": True,
-        "patchType": "JSONPatch",
-        "patch": base64.b64encode(orjson.dumps(ops)).decode("ascii"),
-    }
-    return _answer(review, response, warnings=warnings)
+    reason: Reason,
+    ops: Sequence[Mapping[str, Any]],
+    *,
+    warnings: Iterable[str] = (),
+    size: int | None = None,
+) -> Response:
+    """Admit the object with a JSON patch (RFC 6902)."""
+    return Response(
+        True, "mutated", reason, patch=ops, warnings=_short_warnings(warnings), size=size
+    )
 
 
-def denied(review: Review, message: str, *, warnings: Iterable[str] = ()) -> bytes:
+def denied(reason: Reason, message: str, *, warnings: Iterable[str] = ()) -> Response:
     """Refuse the object; the kube-apiserver shows `message` to the user."""
-    response: AdmissionResponse = {
-        "uid": review.uid,
-        "allowed": False,
+    return Response(False, "denied", reason, message=message, warnings=_short_warnings(warnings))
+
+
+def respond(result: Plan) -> Response:
+    """The answer a plan calls for."""
+    if result.outcome == "denied":
+        return denied(result.reason, result.message, warnings=result.warnings)
+    if result.ops:
+        return patched(result.reason, result.ops, warnings=result.warnings, size=result.size)
+    return allowed(result.reason, warnings=result.warnings)
+
+
+def decide(review: Review, policy: Policy) -> Response:
+    """The answer to a checked review."""
+    pod = planned_pod(review)
+    if pod is None:
+        return allowed(Reason.NOT_A_POD_CREATE)
+    try:
+        return respond(plan(pod, policy))
+    except InvalidObject as error:
+        raise WebhookError(
+            400, f"invalid pod: {one_line(str(error))}", reason=Reason.INVALID_OBJECT
+        ) from None
+
+
+def encode(review: Review, response: Response) -> bytes:
+    """The AdmissionReview answering `review`, serialised."""
+    answer: AdmissionResponse = {"uid": review.uid, "allowed": response.allowed}
+    if response.patch:
+        answer["patchType"] = "JSONPatch"
+        answer["patch"] = base64.b64encode(orjson.dumps(response.patch)).decode("ascii")
+    if not response.allowed:
         # The API server passes the Status through as is: without a reason kubectl shows a
         # bare "Error from server:" (found by the e2e tier).
-        "status": {"code": 400, "reason": "BadRequest", "message": message},
-    }
-    return _answer(review, response, warnings=warnings)
-
-
-def _answer(review: Review, response: AdmissionResponse, *, warnings: Iterable[str]) -> bytes:
-    shown = _short_warnings(warnings)
-    if shown:
-        response["warnings"] = shown
-    answer: AdmissionReview = {
+        answer["status"] = {"code": 400, "reason": "BadRequest", "message": response.message}
+    if response.warnings:
+        answer["warnings"] = list(response.warnings)
+    document: AdmissionReview = {
         "apiVersion": review.api_version,
         "kind": "AdmissionReview",
-        "response": response,
+        "response": answer,
     }
-    return orjson.dumps(answer)
+    return orjson.dumps(document)
 
 
-def _short_warnings(warnings: Iterable[str]) -> list[str]:
-    # mutation.plan already keeps to these limits; this guard keeps the envelope honest
-    # whatever a future rule produces, at the cost of one pass over at most a few strings.
+def _short_warnings(warnings: Iterable[str]) -> tuple[str, ...]:
     shown: list[str] = []
     for warning in warnings:
         if len(shown) == MAX_WARNINGS:
@@ -245,8 +270,4 @@ def _short_warnings(warnings: Iterable[str]) -> list[str]:
         if len(warning) > MAX_WARNING_LENGTH:
             warning = warning[: MAX_WARNING_LENGTH - 1] + "…"
         shown.append(warning)
-    return shown
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return tuple(shown)

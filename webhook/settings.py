@@ -1,52 +1,35 @@
-"""Server and policy settings (SPEC §5): flags > `SHM_WEBHOOK_*` environment > `--config` YAML
-> defaults, validated once at start-up.
+"""Server and policy settings (docs/configuration.md): flags > `SHM_WEBHOOK_*` environment >
+`--config` YAML > defaults, validated once at start-up.
 
-Owns: `Settings` (pydantic-settings; no module-level instance), `load_settings`, the
-`SettingsError` one-line messages and `Settings.policy()`. Must not import the web framework,
+Owns: `Settings`, the one declaration of every setting: its type, default, accepted form (the
+field's description, quoted by its error message and its `--help`) and checks; the CLI flags,
+the environment names, the YAML keys and `Policy` are derived from it. Also `load_settings` and
+the `SettingsError` one-line messages. Must not import the mutation core, the web framework,
 the server or the Kubernetes client; `yaml` is imported only when a config file is given
-(keeps `serve` lean, PERF-NOTES §7).
+(keeps `serve` lean, docs/performance.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from webhook.mutation import Percent, Policy
+from webhook.checks import is_dns_label, is_qualified_name
+from webhook.policy import MemoryPolicy, OnInvalid, Percent, Policy
 from webhook.quantity import Quantity, SizeError, parse_size, to_bytes
 
 ENV_PREFIX = "SHM_WEBHOOK_"
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)%")
-
-# The accepted form of each setting, quoted in its error message.
-ACCEPTED = {
-    "host": "an address to listen on, such as 0.0.0.0 or ::",
-    "port": "a port number from 1 to 65535",
-    "tls_cert_file": "the path of a PEM certificate file",
-    "tls_key_file": "the path of a PEM private key file",
-    "metrics_port": "a port number from 1 to 65535, or 0 for no metrics",
-    "annotation": "an annotation key such as shm-size or example.com/shm-size",
-    "default_size": "a size such as 8Gi or 512Mi, N% of the memory limit (0 < N <= 100), or empty",
-    "max_size": "a size such as 16Gi, or empty for no cap",
-    "memory_policy": "default-container, all or none",
-    "on_invalid": "deny or warn",
-    "volume_name": "a DNS-1123 label (lower-case letters, digits, '-'; at most 63) such as dshm",
-    "mount_path": "an absolute path such as /dev/shm",
-    "max_body_bytes": "a whole number of bytes of at least 1, such as 8388608",
-    "shutdown_grace": "a number of seconds of at least 0, such as 5",
-    "log_level": "debug, info, warning or error",
-}
 
 _config_values: ContextVar[Mapping[str, Any] | None] = ContextVar("config_values", default=None)
 
@@ -68,122 +51,19 @@ def label(name: str) -> str:
     return f"{flag(name)} ({env_var(name)})"
 
 
-class Settings(BaseSettings):
-    """Every setting of SPEC §5. Build it with `load_settings`, not directly."""
+@dataclass(frozen=True, slots=True)
+class Check:
+    """`Annotated` metadata of a setting: a predicate its value must satisfy."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_ignore_empty=True,
-        extra="forbid",
-        frozen=True,
-        allow_inf_nan=False,
-        coerce_numbers_to_str=True,  # `maxSize: 1073741824` in a YAML file is a size too
-    )
+    holds: Callable[[str], bool]
 
-    host: str = "0.0.0.0"
-    port: int = 8443
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    metrics_port: int = 9090
-    annotation: str = "shm-size"
-    default_size: str = ""
-    max_size: str = ""
-    memory_policy: Literal["default-container", "all", "none"] = "default-container"
-    on_invalid: Literal["deny", "warn"] = "deny"
-    volume_name: str = "dshm"
-    mount_path: str = "/dev/shm"
-    max_body_bytes: int = 8 * 1024 * 1024
-    shutdown_grace: float = 5.0
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
-        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Init arguments are the flags; the config file ranks below the environment.
-        return init_settings, env_settings, _ConfigFileSource(settings_cls)
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """`Annotated` metadata of a policy setting: how its text becomes its `Policy` value; the
+    parser raises `SettingsError` for a bad value."""
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower_case_level(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
-    @field_validator("port", "metrics_port", "max_body_bytes", "shutdown_grace", mode="after")
-    @classmethod
-    def _in_range(cls, value: float, info: Any) -> float:
-        lowest = 1 if info.field_name in ("port", "max_body_bytes") else 0
-        highest = 65535 if info.field_name.endswith("port") else float("inf")
-        if not lowest <= value <= highest:
-            raise _invalid(info.field_name, value)
-        return value
-
-    @field_validator("host", "tls_cert_file", "tls_key_file", mode="after")
-    @classmethod
-    def _not_blank(cls, value: str | None, info: Any) -> str | None:
-        if value is not None and not value.strip():
-            raise _invalid(info.field_name, value)
-        return value
-
-    @field_validator("annotation", mode="after")
-    @classmethod
-    def _annotation_key(cls, value: str) -> str:
-        prefix, _, name = value.rpartition("/")
-        valid_prefix = not prefix or (len(prefix) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(prefix))
-        if not (valid_prefix and len(name) <= 63 and _QUALIFIED_NAME.fullmatch(name)):
-            raise _invalid("annotation", value)
-        return value
-
-    @field_validator("volume_name", mode="after")
-    @classmethod
-    def _dns_label(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
-            raise _invalid("volume_name", value)
-        return value
-
-    @field_validator("mount_path", mode="after")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise _invalid("mount_path", value)
-        return value
-
-    @field_validator("default_size", "max_size", mode="after")
-    @classmethod
-    def _size(cls, value: str, info: Any) -> str:
-        parse_default_size(value) if info.field_name == "default_size" else parse_max_size(value)
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise SettingsError(
-                f"{label('tls_cert_file')} and {label('tls_key_file')} go together: give both,"
-                " or neither for a development certificate"
-            )
-        default, cap = parse_default_size(self.default_size), parse_max_size(self.max_size)
-        if isinstance(default, Quantity) and cap is not None and to_bytes(default) > cap:
-            raise SettingsError(
-                f'{label("default_size")} "{self.default_size}" exceeds {label("max_size")}'
-                f' "{self.max_size}": every pod without the annotation would be denied'
-            )
-        return self
-
-    def policy(self) -> Policy:
-        """The mutation policy these settings describe."""
-        return Policy(
-            annotation=self.annotation,
-            default_size=parse_default_size(self.default_size),
-            max_size=parse_max_size(self.max_size),
-            memory_policy=self.memory_policy,
-            on_invalid=self.on_invalid,
-            volume_name=self.volume_name,
-            mount_path=self.mount_path,
-        )
+    parse: Callable[[str], Any]
 
 
 def parse_default_size(text: str) -> Quantity | Percent | None:
@@ -213,6 +93,131 @@ def parse_max_size(text: str) -> int | None:
     if size == 0:
         raise _invalid("max_size", text)
     return size
+
+
+def _form(text: str, **constraints: Any) -> Any:
+    """A setting's `Field`: `text` is its accepted form, in its error message and `--help`."""
+    return Field(description=text, **constraints)
+
+
+_PORT = "a port number from 1 to 65535"
+_NOT_BLANK = r"\S"
+
+
+class Settings(BaseSettings):
+    """Every setting. Build it with `load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        coerce_numbers_to_str=True,  # `maxSize: 1073741824` in a YAML file is a size too
+    )
+
+    host: Annotated[
+        str, _form("an address to listen on, such as 0.0.0.0 or ::", pattern=_NOT_BLANK)
+    ] = "0.0.0.0"
+    port: Annotated[int, _form(_PORT, ge=1, le=65535)] = 8443
+    tls_cert_file: Annotated[
+        str | None, _form("the path of a PEM certificate file", pattern=_NOT_BLANK)
+    ] = None
+    tls_key_file: Annotated[
+        str | None, _form("the path of a PEM private key file", pattern=_NOT_BLANK)
+    ] = None
+    metrics_port: Annotated[int, _form(f"{_PORT}, or 0 for no metrics", ge=0, le=65535)] = 9090
+    annotation: Annotated[
+        str,
+        _form("an annotation key such as shm-size or example.com/shm-size"),
+        Check(is_qualified_name),
+    ] = "shm-size"
+    default_size: Annotated[
+        str,
+        _form("a size such as 8Gi or 512Mi, N% of the memory limit (0 < N <= 100), or empty"),
+        Parsed(parse_default_size),
+    ] = ""
+    max_size: Annotated[
+        str, _form("a size such as 16Gi, or empty for no cap"), Parsed(parse_max_size)
+    ] = ""
+    memory_policy: Annotated[MemoryPolicy, _form("default-container, all or none")] = (
+        "default-container"
+    )
+    on_invalid: Annotated[OnInvalid, _form("deny or warn")] = "deny"
+    volume_name: Annotated[
+        str,
+        _form("a DNS-1123 label (lower-case letters, digits, '-'; at most 63) such as dshm"),
+        Check(is_dns_label),
+    ] = "dshm"
+    mount_path: Annotated[str, _form("an absolute path such as /dev/shm", pattern="^/")] = (
+        "/dev/shm"
+    )
+    max_body_bytes: Annotated[
+        int, _form("a whole number of bytes of at least 1, such as 8388608", ge=1)
+    ] = 8 * 1024 * 1024
+    shutdown_grace: Annotated[
+        float, _form("a number of seconds of at least 0, such as 5", ge=0)
+    ] = 5.0
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], _form("debug, info, warning or error")
+    ] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Init arguments are the flags; the config file ranks below the environment.
+        return init_settings, env_settings, _ConfigFileSource(settings_cls)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _checked(cls, value: object, info: ValidationInfo) -> object:
+        """Apply the `Check` and `Parsed` metadata of the field."""
+        name = str(info.field_name)
+        for marker in cls.model_fields[name].metadata:
+            if isinstance(marker, Check) and not marker.holds(str(value)):
+                raise _invalid(name, value)
+            if isinstance(marker, Parsed):
+                marker.parse(str(value))
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError(
+                f"{label('tls_cert_file')} and {label('tls_key_file')} go together: give both,"
+                " or neither for a development certificate"
+            )
+        policy = self.policy()
+        default, cap = policy.default_size, policy.max_size
+        if isinstance(default, Quantity) and cap is not None and to_bytes(default) > cap:
+            raise SettingsError(
+                f'{label("default_size")} "{self.default_size}" exceeds {label("max_size")}'
+                f' "{self.max_size}": every pod without the annotation would be denied'
+            )
+        return self
+
+    def policy(self) -> Policy:
+        """The mutation policy these settings describe: each `Policy` field is the setting of
+        that name, parsed where the setting declares how."""
+        values = {}
+        for policy_field in dataclasses.fields(Policy):
+            value = getattr(self, policy_field.name)
+            for marker in type(self).model_fields[policy_field.name].metadata:
+                if isinstance(marker, Parsed):
+                    value = marker.parse(value)
+            values[policy_field.name] = value
+        return Policy(**values)
 
 
 def load_settings(
@@ -257,10 +262,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     values = {}
     for key, value in document.items():
         name = _setting_name(key)
-        if name not in ACCEPTED:
-            raise SettingsError(
-                f"--config {path}: unknown setting {key!r}; known: {', '.join(ACCEPTED)}"
-            )
+        if name not in Settings.model_fields:
+            known = ", ".join(Settings.model_fields)
+            raise SettingsError(f"--config {path}: unknown setting {key!r}; known: {known}")
         values[name] = value
     return values
 
@@ -273,7 +277,8 @@ def _setting_name(key: object) -> str:
 
 def _invalid(name: str, value: object) -> SettingsError:
     shown = str(value)[:64] if isinstance(value, str | int | float) else type(value).__name__
-    return SettingsError(f'{label(name)} "{shown}" is not valid; expected {ACCEPTED[name]}')
+    form = Settings.model_fields[name].description
+    return SettingsError(f'{label(name)} "{shown}" is not valid; expected {form}')
 
 
 def _settings_error(error: ValidationError) -> SettingsError:
@@ -282,6 +287,6 @@ def _settings_error(error: ValidationError) -> SettingsError:
     if isinstance(cause, SettingsError):
         return cause
     name = str(first["loc"][0]) if first["loc"] else ""
-    if name in ACCEPTED:
+    if name in Settings.model_fields:
         return _invalid(name, first["input"])
     return SettingsError(f"invalid settings: {first['msg']}")

@@ -23,7 +23,8 @@ from typing import Any
 from kubernetes import client, config
 
 from tests.pods import apply_patch
-from webhook.mutation import Policy, plan
+from webhook.mutation import plan
+from webhook.policy import Policy
 
 KUBECTL_TIMEOUT_S = 60
 WEBHOOK_READY_TIMEOUT_S = 30

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.pods import all_containers, apply_patch, assert_valid_pod
-from webhook.mutation import STATUS_ANNOTATION, InvalidObject, Percent, Plan, Policy, plan
+from webhook.mutation import STATUS_ANNOTATION, InvalidObject, Plan, plan
+from webhook.policy import Percent, Policy
 from webhook.quantity import parse, to_bytes
 
 GI = 2**30

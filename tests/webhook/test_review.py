@@ -1,5 +1,5 @@
-"""The AdmissionReview envelope of SPEC §3: what `parse_review` refuses, what the builders
-answer, and which requests `decide` hands to the planner."""
+"""The AdmissionReview envelope: what `parse_review` refuses, what the builders answer, how
+`respond` turns a plan into an answer, and which requests `decide` hands to the planner."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.pods import apply_patch, assert_valid_pod
-from webhook.mutation import Plan, Policy
+from webhook.policy import Policy, Reason
 from webhook.review import (
     MAX_JSON_ITEMS,
+    Response,
     Review,
     WebhookError,
     allowed,
     check_review,
     decide,
     denied,
+    encode,
     parse_review,
     patched,
 )
@@ -60,9 +62,10 @@ def answer_of(body: bytes) -> dict[str, Any]:
 
 def decided(
     review: dict[str, Any], policy: Policy | None = None
-) -> tuple[dict[str, Any], Plan | None]:
-    body, result = decide(check_review(review), policy or Policy())
-    return answer_of(body), result
+) -> tuple[dict[str, Any], Response]:
+    checked = check_review(review)
+    result = decide(checked, policy or Policy())
+    return answer_of(encode(checked, result)), result
 
 
 def ops_of(response: dict[str, Any]) -> list[dict[str, Any]]:
@@ -184,7 +187,7 @@ OPS = [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]
 
 
 def test_allowed_admits_without_patch_or_status() -> None:
-    assert answer_of(allowed(REVIEW)) == {
+    assert answer_of(encode(REVIEW, allowed(Reason.NOT_REQUESTED))) == {
         "apiVersion": V1,
         "kind": "AdmissionReview",
         "response": {"uid": "u-1", "allowed": True},
@@ -192,14 +195,17 @@ def test_allowed_admits_without_patch_or_status() -> None:
 
 
 def test_patched_carries_the_ops_as_base64_json() -> None:
-    response = answer_of(patched(REVIEW, OPS, warnings=["a warning"]))["response"]
+    answer = patched(Reason.INJECTED, OPS, warnings=["a warning"])
+    response = answer_of(encode(REVIEW, answer))["response"]
     assert response["allowed"] is True
     assert ops_of(response) == OPS
     assert response["warnings"] == ["a warning"]
 
 
 def test_denied_refuses_with_code_400_and_the_message() -> None:
-    response = answer_of(denied(REVIEW, "shm-size is wrong"))["response"]
+    response = answer_of(encode(REVIEW, denied(Reason.INVALID_SIZE, "shm-size is wrong")))[
+        "response"
+    ]
     assert response == {
         "uid": "u-1",
         "allowed": False,
@@ -216,7 +222,9 @@ def test_denied_refuses_with_code_400_and_the_message() -> None:
     ],
 )
 def test_warnings_stay_short_and_few(warnings: list[str], expected: list[str] | None) -> None:
-    shown = answer_of(allowed(REVIEW, warnings=warnings))["response"]["warnings"]
+    shown = answer_of(encode(REVIEW, allowed(Reason.NOT_REQUESTED, warnings=warnings)))["response"][
+        "warnings"
+    ]
     assert len(shown) <= 5
     assert all(len(text) <= 120 for text in shown)
     if expected is not None:
@@ -256,13 +264,12 @@ PASSED_THROUGH = [
 @pytest.mark.parametrize("request_fields", PASSED_THROUGH)
 def test_only_pod_creates_are_planned(request_fields: dict[str, Any]) -> None:
     response, result = decided(a_review(**request_fields))
-    assert result is None
+    assert result.reason is Reason.NOT_A_POD_CREATE
     assert response["response"] == {"uid": a_review()["request"]["uid"], "allowed": True}
 
 
 def test_a_dry_run_pod_create_is_planned_like_any_other() -> None:
     response, result = decided(a_review(dryRun=True))
-    assert result is not None
     assert result.outcome == "mutated"
     assert response["response"]["allowed"] is True
     assert "patch" in response["response"]
@@ -271,7 +278,6 @@ def test_a_dry_run_pod_create_is_planned_like_any_other() -> None:
 def test_a_mutated_pod_gets_a_patch_that_applies_and_leaves_it_valid() -> None:
     review = a_review()
     response, result = decided(review)
-    assert result is not None
     assert result.outcome == "mutated"
     pod = apply_patch(review["request"]["object"], ops_of(response["response"]))
     assert_valid_pod(pod)
@@ -281,7 +287,6 @@ def test_a_mutated_pod_gets_a_patch_that_applies_and_leaves_it_valid() -> None:
 
 def test_a_denied_pod_is_refused_with_the_plan_message() -> None:
     response, result = decided(a_review(a_pod({"shm-size": "8GB"})))
-    assert result is not None
     assert result.outcome == "denied"
     assert response["response"]["allowed"] is False
     assert response["response"]["status"] == {
@@ -294,7 +299,6 @@ def test_a_denied_pod_is_refused_with_the_plan_message() -> None:
 
 def test_a_pod_left_alone_is_allowed_without_patch() -> None:
     response, result = decided(a_review(a_pod()))
-    assert result is not None
     assert result.outcome == "skipped"
     assert "patch" not in response["response"]
     assert response["response"]["allowed"] is True

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from webhook.mutation import Percent, Policy
+from webhook.policy import Percent, Policy
 from webhook.quantity import parse
 from webhook.settings import Settings, SettingsError, load_settings
 

@@ -1,0 +1,127 @@
+"""What each `shm-webhook` subcommand does once its arguments are parsed (docs/commands.md).
+
+Owns: `UsageError` and the adapters from parsed arguments to the library: `serve`, `mutate`,
+`certs_generate`, `certs_bootstrap`, `certs_check`, each returning the process exit code: 0
+when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster refused
+or the certificate checked is due; a bad setting or input raises `UsageError` (exit 2).
+
+Keeps `serve` lean: the server, `yaml` and `certs` are imported by the subcommand that needs
+them, never at module level (docs/performance.md). Must not import the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from webhook import preview
+from webhook.settings import Settings, load_settings
+
+
+class UsageError(Exception):
+    """A bad command line or input; printed as one line, exit code 2."""
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """The settings the flags, the environment and `--config` make together."""
+    flags = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
+    return load_settings(flags, config_file=args.config)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from webhook.server import serve as run  # uvicorn and TLS only for this subcommand
+
+    return run(settings(args))
+
+
+def mutate(args: argparse.Namespace) -> int:
+    policy = settings(args).policy()
+    text = _read_input(args.filename)
+    try:
+        documents, as_json = preview.decode(text, args.filename)
+        previews = [preview.preview(document, policy) for document in documents]
+    except preview.InputError as error:
+        raise UsageError(str(error)) from None
+    for result in previews:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if result.denial is not None:
+            print(f"denied: {result.denial}", file=sys.stderr)
+    admitted = [result for result in previews if result.denial is None]
+    if args.output == "patch":
+        sys.stdout.write("".join(orjson.dumps(p.ops).decode() + "\n" for p in admitted))
+    else:
+        sys.stdout.write(preview.encode([p.document for p in admitted], as_json=as_json))
+    return 1 if len(admitted) < len(previews) else 0
+
+
+def certs_generate(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from certs.files import write_bundle
+    from certs.generate import generate_bundle
+
+    validities = {
+        key: timedelta(days=days)
+        for key, days in (("cert_validity", args.cert_days), ("ca_validity", args.ca_days))
+        if days is not None
+    }
+    try:
+        bundle = generate_bundle(
+            service=args.service,
+            namespace=args.namespace,
+            now=datetime.now(UTC),
+            extra_names=args.extra_names,
+            key_type=args.key_type,
+            **validities,
+        )
+        write_bundle(bundle, args.out)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot write to {args.out}: {error.strerror}") from None
+    print(f"wrote ca.crt, tls.crt and tls.key to {args.out}", file=sys.stderr)
+    return 0
+
+
+def certs_bootstrap(args: argparse.Namespace) -> int:
+    from certs import commands  # the Kubernetes client only for this subcommand
+
+    options = commands.BootstrapOptions.from_values(vars(args))
+
+    def run() -> bool:
+        commands.bootstrap(options, out=sys.stdout)
+        return True
+
+    return _certs_outcome(run)
+
+
+def certs_check(args: argparse.Namespace) -> int:
+    from certs import commands
+
+    options = commands.CheckOptions.from_values(vars(args))
+    return _certs_outcome(lambda: commands.check(options, out=sys.stdout))
+
+
+def _certs_outcome(command: Callable[[], bool]) -> int:
+    """0 when the command succeeds, 1 when it fails or finds a problem, 2 for bad input."""
+    from certs.commands import BadInput, Failed
+
+    try:
+        return 0 if command() else 1
+    except BadInput as error:
+        raise UsageError(str(error)) from None
+    except Failed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _read_input(filename: str) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if filename == "-" else Path(filename).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {filename}: {error.strerror}") from None
