@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from webhook.metrics import Metrics
-from webhook.podfields import object_name
+from webhook.podfields import object_name, object_owner
 from webhook.policy import Policy, Reason
 from webhook.review import Response, Review, WebhookError, decide, encode, parse_review
 from webhook.settings import Settings
@@ -223,15 +223,17 @@ class AdmissionEndpoint:
         started: float,
     ) -> None:
         seconds = time.perf_counter() - started
-        error = answered if isinstance(answered, WebhookError) else None
+        warnings: tuple[str, ...] = ()
         if isinstance(answered, WebhookError):
-            outcome, reason, size, warnings = "error", answered.reason, None, 0
+            outcome, reason, size = "error", answered.reason, None
+            detail = {"error": answered.message}
         else:
             outcome, reason, size = answered.outcome, answered.reason, answered.size
-            warnings = len(answered.warnings)
+            warnings = answered.warnings  # within the API server's limits: 5 of 120 characters
+            detail = {} if answered.allowed else {"denial": answered.message}
         injected = size if reason is Reason.INJECTED and size else 0
         self._metrics.record(outcome=outcome, reason=reason, seconds=seconds, injected=injected)
-        level = logging.INFO if error is None else logging.WARNING
+        level = logging.WARNING if outcome == "error" else logging.INFO
         if logger.isEnabledFor(level):
             fields = {
                 **_identity(review),
@@ -240,23 +242,26 @@ class AdmissionEndpoint:
                 "size": size,
                 "duration_ms": round(seconds * 1000, 3),
                 "warnings": warnings,
+                **detail,
             }
-            if error is not None:
-                fields["error"] = error.message
             self._log(level, fields)
 
 
 def _identity(review: Review | None) -> dict[str, Any]:
-    """uid, namespace, name (or generateName) and operation, whatever the request's shape."""
+    """uid, namespace, name (or generateName), owner, operation and dryRun, whatever the
+    request's shape."""
     if review is None:
         return {"uid": None}
     request: Mapping[str, Any] = review.request
-    name = request.get("name") or object_name(request.get("object"))
+    pod = request.get("object")
+    name = request.get("name") or object_name(pod)
     return {
         "uid": review.uid,
         "namespace": _text(request.get("namespace")),
         "name": _text(name),
+        "owner": _text(object_owner(pod)),
         "operation": _text(request.get("operation")),
+        "dry_run": request.get("dryRun") is True,
     }
 
 

@@ -20,6 +20,7 @@ from webhook import subcommands
 from webhook.policy import Policy
 from webhook.settings import Settings, SettingsError, env_var, flag
 from webhook.subcommands import UsageError
+from webhook.version import VERSION
 
 POLICY_SETTINGS = tuple(field.name for field in dataclasses.fields(Policy))
 
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shm-webhook", description="Memory-backed /dev/shm for Kubernetes pods.")
+    parser.add_argument("--version", action="version", version=f"shm-webhook {VERSION}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the admission webhook over HTTPS")
     _setting_flags(serve, tuple(Settings.model_fields))

@@ -1,17 +1,34 @@
-"""Prometheus metrics of the admission service (SPEC §5), served on their own plain-HTTP port.
+"""Prometheus metrics of the admission service (docs/metrics.md), on their own plain-HTTP port.
 
 Owns: the collectors, in a registry per `Metrics` instance (never the process-global one, so
-tests can build several apps), and `start_metrics_server`. Must not import the web
-framework or the Kubernetes client; knows nothing about AdmissionReviews.
+tests can build several apps): the admissions, their duration, the bytes injected, the serving
+certificate's expiry, `shm_webhook_build_info` and the standard `process_*` metrics (RSS
+against the pod's memory limit, CPU, open file descriptors); and `start_metrics_server`. Must
+not import the web framework or the Kubernetes client; knows nothing about AdmissionReviews.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
+
+from webhook.version import VERSION
+
+# A `_created` series beside every counter doubles what is scraped and says nothing a counter
+# reset does not; the switch is process-wide in prometheus_client.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # An admission costs 0.1 to 2 ms in process; the upper buckets catch GC pauses, a starved CPU
 # and very large pods long before the kube-apiserver's timeout (3 s by default) is near.
@@ -47,6 +64,14 @@ class Metrics:
             "Expiry (notAfter) of the serving certificate in use, as a Unix timestamp.",
             registry=self.registry,
         )
+        self.build_info = Gauge(
+            "shm_webhook_build_info",
+            "Always 1; the labels name the version of the webhook and of Python.",
+            ["version", "python_version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(VERSION, platform.python_version()).set(1)
+        ProcessCollector(registry=self.registry)
         self._children: dict[tuple[str, str], Counter] = {}
 
     def record(self, *, outcome: str, reason: str, seconds: float, injected: int = 0) -> None:

@@ -101,3 +101,23 @@ def object_name(document: object) -> str | None:
         return None
     name = metadata.get("name") or metadata.get("generateName")
     return name if isinstance(name, str) else None
+
+
+def object_owner(document: object) -> str | None:
+    """`Kind/name` of the object's controller (the ownerReference with `controller: true`, else
+    the first one): the workload a controller-made pod belongs to, or None."""
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    references = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
+    if not isinstance(references, list):
+        return None
+    owners = [ref for ref in references if isinstance(ref, dict)]
+    owner = next((ref for ref in owners if ref.get("controller") is True), None)
+    if owner is None and owners:
+        owner = owners[0]
+    if (
+        owner is None
+        or not isinstance(owner.get("kind"), str)
+        or not isinstance(owner.get("name"), str)
+    ):
+        return None
+    return f"{owner['kind']}/{owner['name']}"

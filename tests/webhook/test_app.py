@@ -335,7 +335,12 @@ def test_each_admission_logs_one_line_with_who_what_and_how_long(
     review["request"]["object"]["metadata"] = {
         "generateName": "trainer-",
         "annotations": {"shm-size": "1Gi"},
-    }
+        "ownerReferences": [
+            {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "1"},
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "trainer-7d9f", "uid": "2",
+             "controller": True},
+        ],
+    }  # fmt: skip
     with caplog.at_level(logging.INFO, logger="webhook.admission"):
         http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE)
     [record] = [r for r in caplog.records if r.name == "webhook.admission"]
@@ -346,9 +351,56 @@ def test_each_admission_logs_one_line_with_who_what_and_how_long(
         "trainer-",
         "CREATE",
     )
+    assert fields["owner"] == "ReplicaSet/trainer-7d9f"
+    assert fields["dry_run"] is False
     assert (fields["outcome"], fields["reason"], fields["size"]) == ("mutated", "injected", 2**30)
-    assert fields["warnings"] == 0
+    assert fields["warnings"] == ()
+    assert "denial" not in fields
+    assert "error" not in fields
     assert fields["duration_ms"] >= 0
+
+
+def test_a_denial_logs_its_message_and_a_dry_run_says_so(
+    http: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    review = a_review(dryRun=True)
+    review["request"]["object"]["metadata"]["annotations"]["shm-size"] = "8GB"
+    with caplog.at_level(logging.INFO, logger="webhook.admission"):
+        answer = http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE).json()
+    [record] = [r for r in caplog.records if r.name == "webhook.admission"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert (fields["outcome"], fields["reason"], fields["dry_run"]) == (
+        "denied",
+        "invalid-size",
+        True,
+    )
+    assert fields["denial"] == answer["response"]["status"]["message"]
+    assert '"8GB" is not a Kubernetes quantity' in fields["denial"]
+    assert fields["owner"] is None
+
+
+def test_the_warnings_the_api_server_gets_are_the_ones_logged(
+    http: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    pod = {
+        "metadata": {"name": "p", "annotations": {"shm-size": "1Gi"}},
+        "spec": {
+            "containers": [
+                {"name": f"c{i}", "image": "busybox",
+                 "volumeMounts": [{"name": "mine", "mountPath": "/dev/shm"}]}
+                for i in range(40)
+            ] + [{"name": "free", "image": "busybox"}],
+            "volumes": [{"name": "mine", "emptyDir": {}}],
+        },
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="webhook.admission"):
+        answer = http.post("/mutate", content=orjson.dumps(a_review(pod)), headers=JSON_TYPE)
+    [record] = [r for r in caplog.records if r.name == "webhook.admission"]
+    logged = record.fields["warnings"]  # type: ignore[attr-defined]
+    assert list(logged) == answer.json()["response"]["warnings"]
+    assert len(logged) == 1
+    assert len(logged[0]) == 120
+    assert logged[0].endswith("…")
 
 
 def _decoded(answer: dict[str, Any], review: dict[str, Any]) -> dict[str, Any]:

@@ -352,3 +352,12 @@ def test_help_exits_0_and_names_the_environment_variables(
     assert "usage: shm-webhook" in out
     if args[0] == "serve":
         assert "SHM_WEBHOOK_SHUTDOWN_GRACE" in out
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    version = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    code, out, _ = run(["--version"], capsys)
+    assert (code, out) == (0, f"shm-webhook {version}\n")
