@@ -51,8 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     _setting_flags(serve, tuple(Settings.model_fields))
     serve.set_defaults(run=subcommands.serve)
     mutate = commands.add_parser("mutate", help="preview what the webhook does to an object")
-    mutate.add_argument("-f", "--filename", required=True, help="YAML or JSON file; - for stdin")
-    mutate.add_argument("--output", choices=("object", "patch"), default="object")
+    mutate.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        action="append",
+        metavar="PATH",
+        help="a YAML or JSON manifest, a directory of them, or - for stdin; repeatable",
+    )
+    mutate.add_argument(
+        "-o",
+        "--output",
+        choices=("object", "patch"),
+        default="object",
+        help="print the objects as the webhook leaves them, or one JSON patch array per object"
+        " (default object)",
+    )
     _setting_flags(mutate, POLICY_SETTINGS)
     mutate.set_defaults(run=subcommands.mutate)
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
@@ -63,14 +77,16 @@ def _parser() -> argparse.ArgumentParser:
 def _certs_commands(certs: argparse.ArgumentParser) -> None:
     certs_commands = certs.add_subparsers(required=True, metavar="COMMAND")
     generate = certs_commands.add_parser("generate", help="write a CA and a serving certificate")
-    generate.add_argument("--service", required=True)
-    generate.add_argument("--namespace", required=True)
+    _service_flags(generate, service_help="the webhook's Service: its DNS names go in the SANs")
+    generate.add_argument(
+        "--namespace", required=True, metavar="NS", help="the namespace of the Service"
+    )
     generate.add_argument("--out", required=True, type=Path, help="directory for the files")
-    generate.add_argument("--extra-name", action="append", default=[], dest="extra_names")
-    generate.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
     # Unset validities take certs.generate's defaults (365 and 1825 days, docs/tls.md).
-    generate.add_argument("--cert-days", type=_days, help="serving certificate validity")
-    generate.add_argument("--ca-days", type=_days, help="CA validity")
+    generate.add_argument(
+        "--cert-days", type=_days, metavar="N", help="serving certificate validity (default 365)"
+    )
+    generate.add_argument("--ca-days", type=_days, metavar="N", help="CA validity (default 1825)")
     generate.set_defaults(run=subcommands.certs_generate)
     _certs_bootstrap_flags(
         certs_commands.add_parser(
@@ -87,14 +103,10 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
         "--secret", required=True, metavar="NAME", help="a kubernetes.io/tls Secret"
     )
     bootstrap.add_argument("--namespace", required=True, metavar="NS", help="of Secret and Service")
-    bootstrap.add_argument("--service", required=True, metavar="S")
+    _service_flags(bootstrap, service_help="the webhook's Service, in --namespace")
     bootstrap.add_argument(
         "--webhook-config", required=True, metavar="NAME", help="MutatingWebhookConfiguration"
     )
-    bootstrap.add_argument(
-        "--extra-name", action="append", default=[], dest="extra_names", metavar="N"
-    )
-    bootstrap.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
     bootstrap.add_argument(
         "--skip-ca-bundle",
         action="store_true",
@@ -116,7 +128,7 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
 
 def _certs_check_flags(check: argparse.ArgumentParser) -> None:
     source = check.add_mutually_exclusive_group(required=True)
-    source.add_argument("--cert-file", type=Path, metavar="FILE")
+    source.add_argument("--cert-file", type=Path, metavar="FILE", help="a PEM certificate file")
     source.add_argument("--secret", metavar="NAME", help="a kubernetes.io/tls Secret")
     source.add_argument("--endpoint", metavar="HOST:PORT", help="the certificate served there")
     check.add_argument("--namespace", metavar="NS", help="with --secret")
@@ -135,6 +147,25 @@ def _certs_check_flags(check: argparse.ArgumentParser) -> None:
         help="exit 1 when fewer days are left (default 30)",
     )
     check.set_defaults(run=subcommands.certs_check)
+
+
+def _service_flags(parser: argparse.ArgumentParser, *, service_help: str) -> None:
+    """The flags that shape a serving certificate, alike for `generate` and `bootstrap`."""
+    parser.add_argument("--service", required=True, metavar="NAME", help=service_help)
+    parser.add_argument(
+        "--extra-name",
+        action="append",
+        default=[],
+        dest="extra_names",
+        metavar="NAME",
+        help="one more DNS name or IP address for the SANs; repeatable (default none)",
+    )
+    parser.add_argument(
+        "--key-type",
+        choices=("ecdsa", "rsa"),
+        default="ecdsa",
+        help="ECDSA P-256 or RSA 2048 keys (default ecdsa)",
+    )
 
 
 def _setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:

@@ -52,6 +52,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     message: str = ""  # the denial, when outcome == "denied"
     size: int | None = None  # bytes of /dev/shm this plan gives the pod
+    status: Mapping[str, Any] | None = None  # what the status annotation records, when mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,9 @@ def _inject(
             f"{policy.mount_path} will be capped at {capped} by the pod's memory limit"
             f" (asked {size_text})"
         )
-    return Plan("mutated", Reason.INJECTED, ops=ops, warnings=warnings, size=size.bytes)
+    return Plan(
+        "mutated", Reason.INJECTED, ops=ops, warnings=warnings, size=size.bytes, status=status
+    )
 
 
 def _charge_ops(
@@ -243,11 +246,9 @@ def _reinvoke(pod: Mapping[str, Any], spec: Json, status: dict[str, Any], policy
     if not ops and not mount_ops:
         return Plan("skipped", Reason.ALREADY_INJECTED)
     names = [_container_name(spec, kind, index) for kind, index in mounted]
-    ops += [
-        *mount_ops,
-        _status_op(pod, {**status, "mounted": status["mounted"] + names}),
-    ]
-    return Plan("mutated", Reason.REINVOKED, ops=ops)
+    status = {**status, "mounted": status["mounted"] + names}
+    ops += [*mount_ops, _status_op(pod, status)]
+    return Plan("mutated", Reason.REINVOKED, ops=ops, status=status)
 
 
 def _read_status(text: str | None) -> dict[str, Any] | None:

@@ -1,23 +1,26 @@
-"""`shm-webhook mutate`: what the webhook would do to the objects of a manifest, without a cluster.
+"""`shm-webhook mutate`: what the webhook would do to the objects of manifests, without a cluster.
 
-Owns: reading a manifest (JSON, or YAML of one or more documents), finding the pod in each
-object (a Pod, the pod template of a workload, the object of an AdmissionReview), previewing it
-with the same `review.respond` step as `/mutate`, and writing the result. Imports `yaml` and
+Owns: reading manifests (files or directories of JSON or YAML, `-` for stdin), finding the pod
+of each object (a Pod, the pod template of a workload, the object of an AdmissionReview, the
+items of a `List` or `PodList`), previewing it with the same `review.respond` step as
+`/mutate`, the one-line report per object, and writing the objects back. Imports `yaml` and
 `jsonpatch` only when it needs them; must not import the server or the Kubernetes client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from webhook import patches
-from webhook.mutation import InvalidObject, plan
+from webhook.mutation import InvalidObject, Plan, plan
 from webhook.podfields import object_name
-from webhook.policy import Policy
+from webhook.policy import Policy, Reason
 from webhook.review import WebhookError, check_review, planned_pod, respond
 
 # Where each kind keeps the pod it makes: the whole object for a Pod, else its template.
@@ -33,24 +36,39 @@ POD_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
     "AdmissionReview": ("request", "object"),
 }
+MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 class InputError(ValueError):
-    """The manifest cannot be previewed; the message is one line naming the object."""
+    """The manifests cannot be previewed; the message is one line naming the file or object."""
 
 
 @dataclass
 class Preview:
-    """One document's result: the object to print, the ops relative to it, what to say."""
+    """One object's result: the object as the webhook leaves it (as it came when skipped or
+    denied), the ops relative to the input, and the report lines, the summary first."""
 
     document: dict[str, Any]
     ops: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    denial: str | None = None
+    report: list[str] = field(default_factory=list)
+    denied: bool = False
+
+
+def read(names: Sequence[str]) -> tuple[list[dict[str, Any]], bool]:
+    """The objects of every named file (a directory: its manifests, by name), and whether all
+    the input was JSON (then the output is too)."""
+    documents: list[dict[str, Any]] = []
+    all_json = True
+    for name in names:
+        for source, text in _texts(name):
+            found, as_json = decode(text, source)
+            documents += found
+            all_json = all_json and as_json
+    return documents, all_json
 
 
 def decode(text: bytes, filename: str) -> tuple[list[dict[str, Any]], bool]:
-    """The documents of the input, and whether it was JSON (else YAML, maybe several)."""
+    """The documents of one input, and whether it was JSON (else YAML, maybe several)."""
     try:
         documents, as_json = [orjson.loads(text)], True
     except orjson.JSONDecodeError:
@@ -72,25 +90,30 @@ def decode(text: bytes, filename: str) -> tuple[list[dict[str, Any]], bool]:
 
 
 def preview(document: dict[str, Any], policy: Policy) -> Preview:
-    """What the webhook would answer for the pod this object makes."""
+    """What the webhook would answer for the pod (or pods, for a list) this object makes."""
+    items = document.get("items")
+    if document["kind"].endswith("List") and isinstance(items, list):
+        return _preview_list(document, items, policy)
     kind = document["kind"]
-    who = f"{kind}/{_name(document)}"
+    who = f"{kind.lower()}/{_name(document)}"
     path = POD_PATHS.get(kind)
     if path is None:
-        return Preview(document, warnings=[f"{who}: not a pod or pod template; left unchanged"])
+        return Preview(document, report=[f"{who}: skipped: not a pod or pod template"])
     pod = _pod(document, path, who=who)
     if pod is None:
-        return Preview(document, warnings=[f"{who}: not a Pod CREATE; the webhook allows it as is"])
+        return Preview(document, report=[f"{who}: skipped: {Reason.NOT_A_POD_CREATE.description}"])
     try:
-        response = respond(plan(pod, policy))
+        result = plan(pod, policy)
     except InvalidObject as error:
         raise InputError(f"{who}: {error}") from None
-    warnings = [f"{who}: {warning}" for warning in response.warnings]
+    response = respond(result)
+    report = [f"{who}: {_summary(result, document, path, policy)}"]
+    report += [f"{who}: warning: {warning}" for warning in response.warnings]
     if not response.allowed:
-        return Preview(document, warnings=warnings, denial=f"{who}: {response.message}")
+        return Preview(document, report=report, denied=True)
     prefix = patches.pointer(*path)
     ops = [{**op, "path": prefix + op["path"]} for op in response.patch]
-    return Preview(_apply(document, ops), ops=ops, warnings=warnings)
+    return Preview(_apply(document, ops) if ops else document, ops=ops, report=report)
 
 
 def encode(documents: list[dict[str, Any]], *, as_json: bool) -> str:
@@ -102,6 +125,73 @@ def encode(documents: list[dict[str, Any]], *, as_json: bool) -> str:
     import yaml
 
     return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True) if documents else ""
+
+
+def _texts(name: str) -> list[tuple[str, bytes]]:
+    if name == "-":
+        return [("stdin", sys.stdin.buffer.read())]
+    path = Path(name)
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+            if not files:
+                raise InputError(f"{name} holds no .json, .yaml or .yml file")
+            return [(str(file), file.read_bytes()) for file in files]
+        return [(name, path.read_bytes())]
+    except OSError as error:
+        raise InputError(f"cannot read {error.filename or name}: {error.strerror}") from None
+
+
+def _preview_list(document: dict[str, Any], items: list[Any], policy: Policy) -> Preview:
+    """A `List` (what `kubectl get -o yaml` prints) or a typed list such as `PodList`, whose
+    items may omit their kind."""
+    item_kind = document["kind"].removesuffix("List") or None
+    result = Preview(document={**document, "items": []})
+    for index, item in enumerate(items):
+        kindless = isinstance(item, dict) and "kind" not in item and item_kind is not None
+        if kindless:
+            item = {"kind": item_kind, **item}
+        if not isinstance(item, dict) or not isinstance(item.get("kind"), str):
+            raise InputError(f"{document['kind']} item {index} is not a Kubernetes object")
+        one = preview(item, policy)
+        base = patches.pointer("items", index)
+        printed = dict(one.document)
+        if kindless:
+            del printed["kind"]  # printed as it came; no op touches /kind
+        result.document["items"].append(printed)
+        result.ops += [{**op, "path": base + op["path"]} for op in one.ops]
+        result.report += one.report
+        result.denied = result.denied or one.denied
+    return result
+
+
+def _summary(
+    result: Plan, document: Mapping[str, Any], path: tuple[str, ...], policy: Policy
+) -> str:
+    status = result.status or {}
+    if result.outcome == "denied":
+        return f"denied: {result.message}"
+    if result.reason is Reason.INJECTED:
+        charged = status["charged"]
+        memory = (
+            f"memory +{status['size']} on {', '.join(charged)}" if charged else "memory unchanged"
+        )
+        return f"{policy.mount_path} {status['size']}, {memory}"
+    if result.reason is Reason.REINVOKED:
+        return f"{policy.mount_path} {status['size']} kept; mounted in containers added since"
+    if result.reason is Reason.NOT_REQUESTED and path and _annotated(document, policy):
+        template = ".".join((*path, "metadata", "annotations"))
+        return (
+            f"skipped: the {policy.annotation} annotation is on the {document['kind']}'s own"
+            f" metadata, where the webhook never sees it; move it to {template}"
+        )
+    return f"skipped: {result.reason.description}"
+
+
+def _annotated(document: Mapping[str, Any], policy: Policy) -> bool:
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return isinstance(annotations, dict) and policy.annotation in annotations
 
 
 def _pod(document: dict[str, Any], path: tuple[str, ...], *, who: str) -> Mapping[str, Any] | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 
@@ -40,23 +39,19 @@ def serve(args: argparse.Namespace) -> int:
 
 def mutate(args: argparse.Namespace) -> int:
     policy = settings(args).policy()
-    text = _read_input(args.filename)
     try:
-        documents, as_json = preview.decode(text, args.filename)
+        documents, as_json = preview.read(args.filename)
         previews = [preview.preview(document, policy) for document in documents]
     except preview.InputError as error:
         raise UsageError(str(error)) from None
     for result in previews:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if result.denial is not None:
-            print(f"denied: {result.denial}", file=sys.stderr)
-    admitted = [result for result in previews if result.denial is None]
+        for line in result.report:
+            print(line, file=sys.stderr)
     if args.output == "patch":
-        sys.stdout.write("".join(orjson.dumps(p.ops).decode() + "\n" for p in admitted))
+        sys.stdout.write("".join(orjson.dumps(p.ops).decode() + "\n" for p in previews))
     else:
-        sys.stdout.write(preview.encode([p.document for p in admitted], as_json=as_json))
-    return 1 if len(admitted) < len(previews) else 0
+        sys.stdout.write(preview.encode([p.document for p in previews], as_json=as_json))
+    return 1 if any(result.denied for result in previews) else 0
 
 
 def certs_generate(args: argparse.Namespace) -> int:
@@ -118,10 +113,3 @@ def _certs_outcome(command: Callable[[], bool]) -> int:
     except Failed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-
-
-def _read_input(filename: str) -> bytes:
-    try:
-        return sys.stdin.buffer.read() if filename == "-" else Path(filename).read_bytes()
-    except OSError as error:
-        raise UsageError(f"cannot read {filename}: {error.strerror}") from None

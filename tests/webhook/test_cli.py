@@ -4,6 +4,8 @@ exit code 2, denials with exit code 1, and `certs generate`."""
 
 from __future__ import annotations
 
+import argparse
+import copy
 import io
 import json
 import stat
@@ -169,7 +171,11 @@ def test_mutate_reads_stdin_and_handles_every_yaml_document(
     assert printed[1] == service
     assert "volumes" in printed[0]["spec"]
     assert "volumes" in dig(printed[2], path)["spec"]
-    assert err == "warning: Service/web: not a pod or pod template; left unchanged\n"
+    assert err.splitlines() == [
+        "pod/trainer: /dev/shm 256Mi, memory +256Mi on main",
+        "service/web: skipped: not a pod or pod template",
+        "deployment/trainer: /dev/shm 256Mi, memory +256Mi on main",
+    ]
 
 
 def test_patch_output_prints_one_array_per_document(capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,17 +211,33 @@ def test_policy_flags_shape_the_preview(tmp_path: Path, capsys: pytest.CaptureFi
     assert container["resources"] == CONTAINER["resources"]
 
 
-def test_a_denied_object_is_explained_on_stderr_with_exit_code_1(
+def test_a_denied_object_is_explained_on_stderr_kept_on_stdout_with_exit_code_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pod = {**POD, "metadata": {"name": "bad", "annotations": {"shm-size": "8GB"}}}
     code, out, err = run(
-        ["mutate", "-f", str(write(tmp_path, "pod.yaml", text=as_yaml(pod)))], capsys
+        [
+            "mutate",
+            "-f",
+            str(
+                write(
+                    tmp_path,
+                    "pod.yaml",
+                    text=as_yaml(pod),
+                )
+            ),
+            "-f",
+            "-",
+        ],
+        capsys,
+        stdin=as_yaml(POD),
     )
     assert code == 1
-    assert out == ""
-    assert err.startswith("denied: Pod/bad: ")
-    assert "8GB" in err
+    assert next(yaml.safe_load_all(out)) == pod  # as it came: never dropped
+    assert err.splitlines() == [
+        'pod/bad: denied: shm-size "8GB" is not a Kubernetes quantity; write 8Gi or 8G',
+        "pod/trainer: /dev/shm 256Mi, memory +256Mi on main",
+    ]
 
 
 def test_warnings_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,7 +248,10 @@ def test_warnings_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str
     )
     assert code == 0
     assert yaml.safe_load(out) == pod
-    assert err.startswith("warning: Pod/trainer: ")
+    assert err.splitlines() == [
+        "pod/trainer: skipped: every container already mounts something at the path",
+        "pod/trainer: warning: container main already mounts /dev/shm; kept as it is",
+    ]
 
 
 BAD_INPUT = [
@@ -241,7 +266,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         "kind: Pod\nmetadata: {name: p, annotations: {shm-size: 1Gi}}\nspec: {containers: x}\n",
-        "Pod/p: spec.containers",
+        "pod/p: spec.containers",
         id="a pod whose containers are a string",
     ),
     pytest.param(
@@ -361,3 +386,93 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     version = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
     code, out, _ = run(["--version"], capsys)
     assert (code, out) == (0, f"shm-webhook {version}\n")
+
+
+def test_a_list_from_kubectl_get_is_unpacked_and_kept_a_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    deployment, path = WORKLOADS["Deployment"]
+    listed = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+              "items": [deployment, {**POD, "metadata": {"name": "plain"}}]}  # fmt: skip
+    code, out, err = run(["mutate", "-f", "-", "-o", "patch"], capsys, stdin=as_yaml(listed))
+    assert code == 0
+    [ops] = [json.loads(line) for line in out.splitlines()]
+    unshared = json.loads(json.dumps(listed))  # the pod and the template share their spec here
+    assert jsonpatch.apply_patch(unshared, ops)["items"][1] == listed["items"][1]
+    code, out, err = run(["mutate", "-f", "-"], capsys, stdin=as_yaml(listed))
+    printed = yaml.safe_load(out)
+    assert (printed["kind"], len(printed["items"])) == ("List", 2)
+    assert "volumes" in dig(printed["items"][0], path)["spec"]
+    assert printed["items"][1] == listed["items"][1]
+    assert err.splitlines() == [
+        "deployment/trainer: /dev/shm 256Mi, memory +256Mi on main",
+        "pod/plain: skipped: no size annotation and no default size",
+    ]
+
+
+def test_the_items_of_a_pod_list_are_pods_even_without_their_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    item = {key: value for key, value in POD.items() if key not in ("kind", "apiVersion")}
+    pods = {"apiVersion": "v1", "kind": "PodList", "items": [item]}
+    code, out, err = run(["mutate", "-f", "-"], capsys, stdin=json.dumps(pods))
+    assert code == 0
+    [printed] = json.loads(out)["items"]
+    assert "kind" not in printed
+    assert printed["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "256Mi"
+    assert err == "pod/trainer: /dev/shm 256Mi, memory +256Mi on main\n"
+
+
+def test_every_file_of_a_directory_and_every_flag_is_read_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    write(folder, "b.yaml", text=as_yaml({**POD, "metadata": {**POD["metadata"], "name": "b"}}))
+    write(folder, "a.json", text=json.dumps({**POD, "metadata": {**POD["metadata"], "name": "a"}}))
+    write(folder, "notes.txt", text="not a manifest")
+    last = write(tmp_path, "c.yaml", text=as_yaml({**POD, "metadata": {"name": "c"}}))
+    code, out, err = run(["mutate", "-f", str(folder), "-f", str(last)], capsys)
+    assert code == 0
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["a", "b", "c"]
+    assert [line.split(":")[0] for line in err.splitlines()] == ["pod/a", "pod/b", "pod/c"]
+
+
+def test_an_annotation_on_the_workload_instead_of_its_template_gets_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    deployment = copy.deepcopy(WORKLOADS["Deployment"][0])
+    deployment["metadata"]["annotations"] = {"shm-size": "1Gi"}
+    del deployment["spec"]["template"]["metadata"]["annotations"]
+    code, out, err = run(["mutate", "-f", "-"], capsys, stdin=as_yaml(deployment))
+    assert code == 0
+    assert yaml.safe_load(out) == deployment
+    assert err == (
+        "deployment/trainer: skipped: the shm-size annotation is on the Deployment's own"
+        " metadata, where the webhook never sees it; move it to"
+        " spec.template.metadata.annotations\n"
+    )
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _parsers(child)
+    return found
+
+
+def test_every_flag_has_help_that_names_its_default() -> None:
+    from webhook.cli import _parser
+
+    undocumented = []
+    for parser in _parsers(_parser()):
+        for action in parser._actions:
+            if not action.option_strings or action.dest in ("help", "version"):
+                continue
+            text = action.help or ""
+            takes_default = action.default not in (None, argparse.SUPPRESS, False)
+            if not text or (takes_default and "default" not in text):
+                undocumented.append(f"{parser.prog} {action.option_strings[-1]}")
+    assert undocumented == []
