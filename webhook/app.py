@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from webhook.metrics import Metrics
 from webhook.podfields import object_name, object_owner
-from webhook.policy import Policy, Reason
+from webhook.policy import NamespacePolicy, Policy, Reason
 from webhook.review import Response, Review, WebhookError, decide, encode, parse_review
 from webhook.settings import Settings
 
@@ -43,6 +43,15 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 _TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
+class Namespaces(Protocol):
+    """Where the size policies of namespaces come from (`NamespaceCache` in the server)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def policy_for(self, namespace: object) -> NamespacePolicy | None: ...
+
+
 @dataclass(slots=True)
 class State:
     """What the server tells the app about itself; `/readyz` reads it on every probe."""
@@ -50,10 +59,20 @@ class State:
     metrics: Metrics = field(default_factory=Metrics)
     certificate_loaded: bool = False
     shutting_down: bool = False
+    namespaces: Namespaces | None = None  # None: namespace annotations are not read
 
     @property
     def ready(self) -> bool:
-        return self.certificate_loaded and not self.shutting_down
+        namespaces_known = self.namespaces is None or self.namespaces.ready
+        return self.certificate_loaded and not self.shutting_down and namespaces_known
+
+    @property
+    def unready_because(self) -> str:
+        if self.shutting_down:
+            return "shutting down"
+        if not self.certificate_loaded:
+            return "certificate not loaded"
+        return "namespaces not listed yet"
 
 
 def log_record(level: int, fields: dict[str, Any]) -> None:
@@ -70,6 +89,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         metrics=state.metrics,
         log=admission_log,
+        namespaces=state.namespaces,
     )
     app = _WebhookApp(
         admission=endpoint, title="shm-webhook", docs_url=None, redoc_url=None, openapi_url=None
@@ -87,8 +107,7 @@ def create_app(
     async def readyz() -> PlainTextResponse:
         if state.ready:
             return PlainTextResponse("ok")
-        why = "shutting down" if state.shutting_down else "certificate not loaded"
-        return PlainTextResponse(why, status_code=503)
+        return PlainTextResponse(state.unready_because, status_code=503)
 
     return app
 
@@ -120,6 +139,7 @@ class AdmissionEndpoint:
         "_max_body_bytes",
         "_max_in_flight_bytes",
         "_metrics",
+        "_namespaces",
         "_policy",
     )
 
@@ -130,8 +150,10 @@ class AdmissionEndpoint:
         max_body_bytes: int,
         metrics: Metrics,
         log: AdmissionLog = log_record,
+        namespaces: Namespaces | None = None,
     ) -> None:
         self._policy = policy
+        self._namespaces = namespaces
         self._max_body_bytes = max_body_bytes
         self._metrics = metrics
         self._log = log
@@ -146,7 +168,10 @@ class AdmissionEndpoint:
             if body is None:
                 return  # the client went away: nobody to answer
             review = parse_review(body)
-            response = decide(review, self._policy)
+            namespace = None
+            if self._namespaces is not None:
+                namespace = self._namespaces.policy_for(review.request.get("namespace"))
+            response = decide(review, self._policy, namespace)
             answer = encode(review, response)
         except WebhookError as error:
             await _send(send, status=error.status, headers=_TEXT_HEADERS, body=error.message)

@@ -173,7 +173,7 @@ def _setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> Non
     for name in names:
         setting = Settings.model_fields[name]
         default = setting.default
-        shown = "a self-signed development one" if default is None else repr(default)
+        shown = "none" if default is None else repr(default)
         parser.add_argument(
             flag(name),
             dest=name,

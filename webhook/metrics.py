@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
@@ -84,6 +85,21 @@ class Metrics:
         self.duration.observe(seconds)
         if injected:
             self.injected_bytes.inc(injected)
+
+    def watch_namespaces(self, *, age: Callable[[], float], problems: Callable[[], int]) -> None:
+        """Publish the namespace cache's age and how many namespaces have wrong annotations."""
+        Gauge(
+            "shm_webhook_namespace_cache_age_seconds",
+            "Seconds since the API server last told the namespace cache anything (a list, a watch"
+            " event or a bookmark); +Inf before the first list.",
+            registry=self.registry,
+        ).set_function(age)
+        Gauge(
+            "shm_webhook_namespace_policy_problems",
+            "Namespaces whose size annotations are wrong: unparsable, a default above the"
+            " ceiling, or a default without the label that sends their pods to the webhook.",
+            registry=self.registry,
+        ).set_function(problems)
 
     def certificate_loaded(self, not_after: datetime) -> None:
         """Publish the expiry of a newly loaded serving certificate."""

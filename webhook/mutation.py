@@ -27,7 +27,7 @@ from webhook.podfields import (
     string_entry,
     uses_path,
 )
-from webhook.policy import Percent, Policy, Reason
+from webhook.policy import NamespacePolicy, Percent, Policy, Reason
 from webhook.quantity import Format, Quantity, SizeError, format_bytes, parse_size, to_bytes
 
 __all__ = ["STATUS_ANNOTATION", "InvalidObject", "Plan", "plan"]
@@ -62,8 +62,9 @@ class _Size:
     carved: bool  # taken out of the existing memory budget (percentage mode): charge nothing
 
 
-def plan(pod: Mapping[str, Any], policy: Policy) -> Plan:
-    """Decide what to do with a pod being created: the ops that give it its /dev/shm, or why not."""
+def plan(pod: Mapping[str, Any], policy: Policy, namespace: NamespacePolicy | None = None) -> Plan:
+    """Decide what to do with a pod being created: the ops that give it its /dev/shm, or why not.
+    `namespace` is what the pod's namespace says of sizes, when it says anything."""
     metadata = mapping(pod.get("metadata"), "metadata")
     annotations = mapping(metadata.get("annotations"), "metadata.annotations")
     labels = mapping(metadata.get("labels"), "metadata.labels")
@@ -79,7 +80,7 @@ def plan(pod: Mapping[str, Any], policy: Policy) -> Plan:
     if reason is not None:
         warnings = [f"{policy.annotation} ignored: {_LEFT_ALONE[reason]}"] if requested else []
         return Plan("skipped", reason, warnings=warnings)
-    size = _resolve_size(requested, spec, default_container, policy)
+    size = _resolve_size(requested, spec, default_container, _limits(policy, namespace), policy)
     if isinstance(size, Plan):
         return size
     return _inject(pod, spec, default_container, size, policy)
@@ -105,16 +106,43 @@ def _left_alone(labels: Json, annotations: Json, spec: Json) -> Reason | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """The default size and the ceiling that apply to a pod, and who set the ceiling."""
+
+    default_size: Quantity | Percent | None
+    max_size: int | None
+    ceiling_of: str  # "" for the cluster's, else "namespace NAME"
+
+
+def _limits(policy: Policy, namespace: NamespacePolicy | None) -> _Limits:
+    if namespace is None:
+        return _Limits(policy.default_size, policy.max_size, "")
+    default = policy.default_size if namespace.default_size is None else namespace.default_size
+    ceiling, owner = policy.max_size, ""
+    if namespace.max_size is not None and (ceiling is None or namespace.max_size < ceiling):
+        ceiling, owner = namespace.max_size, f"namespace {namespace.name}"
+    return _Limits(default, ceiling, owner)
+
+
 def _resolve_size(
-    requested: str | None, spec: Json, default_container: str | None, policy: Policy
+    requested: str | None,
+    spec: Json,
+    default_container: str | None,
+    limits: _Limits,
+    policy: Policy,
 ) -> _Size | Plan:
     if requested is None:
-        default = policy.default_size
+        default = limits.default_size
         if default is None:
             return Plan("skipped", Reason.NOT_REQUESTED)
         if isinstance(default, Quantity):
-            return _Size(to_bytes(default), default.format, carved=False)
-        return _percent_of_memory(default, spec, default_container, policy)
+            # A namespace's default above its ceiling is capped (and reported by the cache).
+            size = to_bytes(default)
+            if limits.max_size is not None and size > limits.max_size:
+                return _Size(limits.max_size, Format.BINARY_SI, carved=False)
+            return _Size(size, default.format, carved=False)
+        return _percent_of_memory(default, spec, default_container, limits.max_size)
     try:
         quantity = parse_size(requested, field=policy.annotation)
     except SizeError as error:
@@ -122,11 +150,12 @@ def _resolve_size(
     size = to_bytes(quantity)
     if size == 0:
         return Plan("skipped", Reason.OPTED_OUT)
-    if policy.max_size is not None and size > policy.max_size:
-        cap = format_bytes(policy.max_size, Format.BINARY_SI)
+    if limits.max_size is not None and size > limits.max_size:
+        cap = format_bytes(limits.max_size, Format.BINARY_SI)
         shown = requested if len(requested) <= 24 else requested[:23] + "…"
+        of = f" set for {limits.ceiling_of}" if limits.ceiling_of else ""
         return _invalid(
-            f'{policy.annotation} "{shown}" exceeds the maximum of {cap}; write at most {cap}',
+            f'{policy.annotation} "{shown}" exceeds the maximum of {cap}{of}; write at most {cap}',
             policy,
         )
     return _Size(size, quantity.format, carved=False)
@@ -139,7 +168,7 @@ def _invalid(message: str, policy: Policy) -> Plan:
 
 
 def _percent_of_memory(
-    percent: Percent, spec: Json, default_container: str | None, policy: Policy
+    percent: Percent, spec: Json, default_container: str | None, max_size: int | None
 ) -> _Size | Plan:
     containers = objects(spec.get("containers"), "spec.containers")
     index = _default_container(containers, default_container)
@@ -152,8 +181,8 @@ def _percent_of_memory(
         requests = mapping(resources.get("requests"), f"{where}.requests")
         basis = optional_quantity(requests.get("memory"), f"{where}.requests.memory")
     size = math.floor(to_bytes(basis) * percent.value / 100) if basis is not None else 0
-    if policy.max_size is not None:
-        size = min(size, policy.max_size)
+    if max_size is not None:
+        size = min(size, max_size)
     if basis is None or size <= 0:
         return Plan("skipped", Reason.NO_MEMORY_BASIS)
     return _Size(size, basis.format, carved=True)

@@ -1,7 +1,9 @@
 """The vocabulary of a mutation: the policy that shapes it and the reasons it can end with.
 
 Owns: `Policy` (the settings the planner reads; `webhook.settings` declares how each is set),
-`Percent`, the `MemoryPolicy` and `OnInvalid` literals, `Outcome` and `Reason`, whose values
+`NamespacePolicy` (a namespace's own default size and ceiling, docs/namespaces.md), `Percent`
+and the parsers of a default size and a ceiling, the `MemoryPolicy` and `OnInvalid`
+literals, `Outcome` and `Reason`, whose values
 are the `reason` label of the `shm_webhook_admissions_total` metric and the `reason` field of
 the admission log line (docs/metrics.md lists them from this declaration). Pure: the standard
 library and `webhook.quantity` only.
@@ -9,12 +11,13 @@ library and `webhook.quantity` only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 from typing import Literal
 
-from webhook.quantity import Quantity
+from webhook.quantity import Quantity, SizeError, parse_size, to_bytes
 
 MemoryPolicy = Literal["default-container", "all", "none"]
 OnInvalid = Literal["deny", "warn"]
@@ -28,6 +31,35 @@ class Percent:
     value: Fraction  # 0 < value <= 100
 
 
+DEFAULT_SIZE_FORM = "a size such as 8Gi or 512Mi, N% of the memory limit (0 < N <= 100), or empty"
+MAX_SIZE_FORM = "a size such as 16Gi, or empty for no cap"
+_PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)%")
+
+
+def parse_default_size(text: str, *, field: str) -> Quantity | Percent | None:
+    """A default size: empty (nothing by default), a size, or `N%` of the memory limit;
+    `SizeError` naming `field` otherwise."""
+    if text == "":
+        return None
+    if text.endswith("%"):
+        match = _PERCENT.fullmatch(text)
+        value = Fraction(match.group(1)) if match else Fraction(0)
+        if not 0 < value <= 100:
+            raise SizeError(f'{field} "{text[:64]}" is not valid; expected {DEFAULT_SIZE_FORM}')
+        return Percent(value)
+    return parse_size(text, field=field)
+
+
+def parse_max_size(text: str, *, field: str) -> int | None:
+    """A ceiling in bytes: empty for no cap, else a size of at least one byte."""
+    if text == "":
+        return None
+    size = to_bytes(parse_size(text, field=field))
+    if size == 0:
+        raise SizeError(f'{field} "{text[:64]}" is not valid; expected {MAX_SIZE_FORM}')
+    return size
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What the planner is told; its defaults are the settings' defaults."""
@@ -39,6 +71,17 @@ class Policy:
     on_invalid: OnInvalid = "deny"
     volume_name: str = "dshm"
     mount_path: str = "/dev/shm"
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicy:
+    """What a namespace's annotations say: its own default size and ceiling. The planner
+    combines them with the cluster's `Policy`: the pod's annotation, else the namespace's
+    default, else the cluster's; the ceiling is the smaller of the two."""
+
+    name: str
+    default_size: Quantity | Percent | None = None
+    max_size: int | None = None  # bytes
 
 
 class Reason(StrEnum):

@@ -24,7 +24,7 @@ import orjson
 
 from webhook.checks import one_line
 from webhook.mutation import InvalidObject, Plan, plan
-from webhook.policy import Outcome, Policy, Reason
+from webhook.policy import NamespacePolicy, Outcome, Policy, Reason
 
 API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
 # The kube-apiserver keeps at most this many warnings of at most this many characters each.
@@ -229,13 +229,13 @@ def respond(result: Plan) -> Response:
     return allowed(result.reason, warnings=result.warnings)
 
 
-def decide(review: Review, policy: Policy) -> Response:
-    """The answer to a checked review."""
+def decide(review: Review, policy: Policy, namespace: NamespacePolicy | None = None) -> Response:
+    """The answer to a checked review; `namespace` is the policy of the pod's namespace."""
     pod = planned_pod(review)
     if pod is None:
         return allowed(Reason.NOT_A_POD_CREATE)
     try:
-        return respond(plan(pod, policy))
+        return respond(plan(pod, policy, namespace))
     except InvalidObject as error:
         raise WebhookError(
             400, f"invalid pod: {one_line(str(error))}", reason=Reason.INVALID_OBJECT

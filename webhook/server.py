@@ -16,6 +16,7 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -27,9 +28,10 @@ from typing import Any, BinaryIO
 import orjson
 import uvicorn
 
-from webhook import tls
+from webhook import kubeapi, tls
 from webhook.app import ADMISSION_LOGGER, ADMISSION_MESSAGE, State, create_app
 from webhook.metrics import start_metrics_server
+from webhook.namespace_cache import NamespaceCache
 from webhook.settings import Settings, SettingsError, label
 from webhook.transport import GuardedHttpToolsProtocol
 
@@ -178,6 +180,8 @@ def serve(settings: Settings) -> int:
     try:
         cert_file, key_file = _certificate_files(settings, stack)
         state = State()
+        if settings.namespace_policy:
+            state.namespaces = _namespace_cache(settings, state=state, stack=stack)
         reloader = _reloader(cert_file, key_file, state=state)
         config = uvicorn.Config(
             create_app(settings, state=state, admission_log=AdmissionLines(sys.stderr.buffer)),
@@ -220,6 +224,24 @@ def _certificate_files(settings: Settings, stack: contextlib.ExitStack) -> tuple
         flush=True,
     )
     return cert, key
+
+
+def _namespace_cache(
+    settings: Settings, *, state: State, stack: contextlib.ExitStack
+) -> NamespaceCache:
+    try:
+        connection = (
+            kubeapi.from_kubeconfig(Path(settings.kubeconfig))
+            if settings.kubeconfig is not None
+            else kubeapi.in_cluster()
+        )
+    except (kubeapi.ApiError, OSError, ssl.SSLError) as error:
+        raise SettingsError(f"{label('namespace_policy')}: {error}") from None
+    cache = NamespaceCache(connection, settings.policy())
+    state.metrics.watch_namespaces(age=cache.age, problems=lambda: len(cache.problems()))
+    cache.start()
+    stack.callback(cache.stop)
+    return cache
 
 
 def _reloader(cert_file: Path, key_file: Path, *, state: State) -> tls.CertificateReloader:

@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,11 +24,18 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from webhook.checks import is_dns_label, is_qualified_name
-from webhook.policy import MemoryPolicy, OnInvalid, Percent, Policy
-from webhook.quantity import Quantity, SizeError, parse_size, to_bytes
+from webhook.policy import (
+    DEFAULT_SIZE_FORM,
+    MAX_SIZE_FORM,
+    MemoryPolicy,
+    OnInvalid,
+    Policy,
+    parse_default_size,
+    parse_max_size,
+)
+from webhook.quantity import Quantity, SizeError, to_bytes
 
 ENV_PREFIX = "SHM_WEBHOOK_"
-_PERCENT = re.compile(r"([0-9]+(?:\.[0-9]+)?)%")
 
 _config_values: ContextVar[Mapping[str, Any] | None] = ContextVar("config_values", default=None)
 
@@ -61,38 +67,15 @@ class Check:
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """`Annotated` metadata of a policy setting: how its text becomes its `Policy` value; the
-    parser raises `SettingsError` for a bad value."""
+    parser is told how to name the setting and raises `SizeError` for a bad value."""
 
-    parse: Callable[[str], Any]
+    parse: Callable[..., Any]
 
-
-def parse_default_size(text: str) -> Quantity | Percent | None:
-    """`defaultSize`: empty (nothing by default), a size, or `N%` of the memory limit."""
-    if text == "":
-        return None
-    if text.endswith("%"):
-        match = _PERCENT.fullmatch(text)
-        value = Fraction(match.group(1)) if match else Fraction(0)
-        if not 0 < value <= 100:
-            raise _invalid("default_size", text)
-        return Percent(value)
-    try:
-        return parse_size(text, field=label("default_size"))
-    except SizeError as error:
-        raise SettingsError(str(error)) from None
-
-
-def parse_max_size(text: str) -> int | None:
-    """`maxSize` in bytes: empty for no cap, else a size of at least one byte."""
-    if text == "":
-        return None
-    try:
-        size = to_bytes(parse_size(text, field=label("max_size")))
-    except SizeError as error:
-        raise SettingsError(str(error)) from None
-    if size == 0:
-        raise _invalid("max_size", text)
-    return size
+    def __call__(self, text: str, *, name: str) -> Any:
+        try:
+            return self.parse(text, field=label(name))
+        except SizeError as error:
+            raise SettingsError(str(error)) from None
 
 
 def _form(text: str, **constraints: Any) -> Any:
@@ -121,7 +104,11 @@ class Settings(BaseSettings):
     ] = "0.0.0.0"
     port: Annotated[int, _form(_PORT, ge=1, le=65535)] = 8443
     tls_cert_file: Annotated[
-        str | None, _form("the path of a PEM certificate file", pattern=_NOT_BLANK)
+        str | None,
+        _form(
+            "the path of a PEM certificate file (none: a self-signed development one)",
+            pattern=_NOT_BLANK,
+        ),
     ] = None
     tls_key_file: Annotated[
         str | None, _form("the path of a PEM private key file", pattern=_NOT_BLANK)
@@ -132,14 +119,8 @@ class Settings(BaseSettings):
         _form("an annotation key such as shm-size or example.com/shm-size"),
         Check(is_qualified_name),
     ] = "shm-size"
-    default_size: Annotated[
-        str,
-        _form("a size such as 8Gi or 512Mi, N% of the memory limit (0 < N <= 100), or empty"),
-        Parsed(parse_default_size),
-    ] = ""
-    max_size: Annotated[
-        str, _form("a size such as 16Gi, or empty for no cap"), Parsed(parse_max_size)
-    ] = ""
+    default_size: Annotated[str, _form(DEFAULT_SIZE_FORM), Parsed(parse_default_size)] = ""
+    max_size: Annotated[str, _form(MAX_SIZE_FORM), Parsed(parse_max_size)] = ""
     memory_policy: Annotated[MemoryPolicy, _form("default-container, all or none")] = (
         "default-container"
     )
@@ -152,6 +133,21 @@ class Settings(BaseSettings):
     mount_path: Annotated[str, _form("an absolute path such as /dev/shm", pattern="^/")] = (
         "/dev/shm"
     )
+    namespace_policy: Annotated[
+        bool,
+        _form(
+            "true to apply the default sizes and ceilings of namespace annotations (the webhook"
+            " then lists and watches namespaces), or false"
+        ),
+    ] = False
+    kubeconfig: Annotated[
+        str | None,
+        _form(
+            "the path of a kubeconfig, for a webhook run outside a cluster (none: the pod's"
+            " service account)",
+            pattern=_NOT_BLANK,
+        ),
+    ] = None
     max_body_bytes: Annotated[
         int, _form("a whole number of bytes of at least 1, such as 8388608", ge=1)
     ] = 8 * 1024 * 1024
@@ -188,7 +184,7 @@ class Settings(BaseSettings):
             if isinstance(marker, Check) and not marker.holds(str(value)):
                 raise _invalid(name, value)
             if isinstance(marker, Parsed):
-                marker.parse(str(value))
+                marker(str(value), name=name)
         return value
 
     @model_validator(mode="after")
@@ -215,7 +211,7 @@ class Settings(BaseSettings):
             value = getattr(self, policy_field.name)
             for marker in type(self).model_fields[policy_field.name].metadata:
                 if isinstance(marker, Parsed):
-                    value = marker.parse(value)
+                    value = marker(value, name=policy_field.name)
             values[policy_field.name] = value
         return Policy(**values)
 

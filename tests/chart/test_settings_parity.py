@@ -16,7 +16,7 @@ CHART_FIXED = {
     "tls_key_file": "/etc/shm-webhook/tls/tls.key",
 }
 # Settings the chart leaves to their defaults: no value of the chart changes them.
-NOT_SET = {"host", "max_body_bytes"}
+NOT_SET = {"host", "max_body_bytes", "kubeconfig"}  # in a cluster: the service account
 
 
 def test_every_setting_but_the_listed_ones_is_passed_by_its_variable(chart: Chart) -> None:
@@ -55,6 +55,9 @@ def test_the_policy_defaults_are_the_settings_defaults() -> None:
         pytest.param(("logLevel=debug",), "log_level", "debug", id="logLevel"),
         pytest.param(("metrics.port=9100",), "metrics_port", 9100, id="metrics.port"),
         pytest.param(("metrics.enabled=false",), "metrics_port", 0, id="metrics off"),
+        pytest.param(
+            ("namespacePolicy.enabled=true",), "namespace_policy", True, id="namespacePolicy"
+        ),
     ],
 )
 def test_each_chart_value_becomes_its_setting(

@@ -21,6 +21,8 @@ from starlette.exceptions import StarletteDeprecationWarning
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.app import IN_FLIGHT_BODIES, State, create_app
 from webhook.mutation import STATUS_ANNOTATION
+from webhook.policy import NamespacePolicy
+from webhook.quantity import parse
 from webhook.settings import Settings, load_settings
 
 with warnings.catch_warnings():
@@ -436,3 +438,33 @@ def test_golden_exchange(http: TestClient, case: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert _decoded(response.json(), review) == expected
+
+
+class _Namespaces:
+    """A namespace cache as `State.namespaces` sees it."""
+
+    def __init__(self, policies: dict[str, NamespacePolicy]) -> None:
+        self.ready = False
+        self.policies = policies
+
+    def policy_for(self, namespace: object) -> NamespacePolicy | None:
+        return self.policies.get(namespace) if isinstance(namespace, str) else None
+
+
+def test_not_ready_until_the_namespaces_are_listed_then_their_defaults_apply() -> None:
+    namespaces = _Namespaces({"ml": NamespacePolicy("ml", default_size=parse("3Gi"))})
+    state = State(certificate_loaded=True, namespaces=namespaces)
+    http = client(state)
+    unready = http.get("/readyz")
+    assert (unready.status_code, unready.text) == (503, "namespaces not listed yet")
+    namespaces.ready = True
+    assert http.get("/readyz").status_code == 200
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    answer = http.post("/mutate", content=orjson.dumps(a_review(pod)), headers=JSON_TYPE).json()
+    ops = orjson.loads(base64.b64decode(answer["response"]["patch"]))
+    assert ops[0]["value"] == [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "3Gi"}}
+    ]
+    elsewhere = a_review(pod, namespace="other")
+    answer = http.post("/mutate", content=orjson.dumps(elsewhere), headers=JSON_TYPE).json()
+    assert "patch" not in answer["response"]
