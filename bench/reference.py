@@ -1,4 +1,4 @@
-"""The reference server: the webhook's mutation with nothing around it (PERF-NOTES.md).
+"""The reference server: the webhook's mutation with nothing around it (docs/performance.md).
 
 A raw ASGI app that answers `POST /mutate` with `webhook.mutation.plan` + base64 + orjson, byte
 for byte the webhook's answer to the benchmark's payloads, and `/readyz` with `ok`; no

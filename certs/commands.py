@@ -1,5 +1,5 @@
 """`shm-webhook certs bootstrap` and `certs check`: the TLS commands that reach a cluster or an
-endpoint (SPEC §6).
+endpoint (docs/tls.md).
 
 Owns: the options of both commands, check's report on a certificate read from a file, a
 Secret or a live endpoint, and the two errors `webhook.cli` maps to exit codes: `Failed` (the

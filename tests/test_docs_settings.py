@@ -47,6 +47,8 @@ SAMPLES = {
     "on_invalid": Sample("warn", "ignore"),
     "volume_name": Sample("shm", "Shm"),
     "mount_path": Sample("/shm", "shm"),
+    "namespace_policy": Sample("true", "maybe"),
+    "kubeconfig": Sample("/etc/kube/config", " "),
     "max_body_bytes": Sample("1048576", "0"),
     "shutdown_grace": Sample("7", "-1"),
     "log_level": Sample("debug", "verbose"),

@@ -117,15 +117,17 @@ def test_the_readme_curl_gets_a_patch_from_make_serve(make_serve: Server) -> Non
     check_answer(done.stdout)
 
 
-def preview(path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+def preview(path: Path, capsys: pytest.CaptureFixture[str], *, report: str) -> Any:
     assert main(["mutate", "-f", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert err == report + "\n"  # one line for the one object, and no warning
     return yaml.safe_load(out)
 
 
 def test_the_example_pod_gets_the_whole_gibibyte(capsys: pytest.CaptureFixture[str]) -> None:
-    pod = preview(EXAMPLES / "pod.yaml", capsys)
+    pod = preview(
+        EXAMPLES / "pod.yaml", capsys, report="pod/shm-demo: /dev/shm 1Gi, memory +1Gi on main"
+    )
     assert_valid_pod(pod)
     assert pod["metadata"]["annotations"]["shm-size"] == "1Gi"
     assert pod["spec"]["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
@@ -136,7 +138,11 @@ def test_the_example_pod_gets_the_whole_gibibyte(capsys: pytest.CaptureFixture[s
 def test_the_example_deployment_charges_its_default_container(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    deployment = preview(EXAMPLES / "deployment.yaml", capsys)
+    deployment = preview(
+        EXAMPLES / "deployment.yaml",
+        capsys,
+        report="deployment/trainer: /dev/shm 8Gi, memory +8Gi on trainer",
+    )
     template = deployment["spec"]["template"]
     status = json.loads(template["metadata"]["annotations"][STATUS_ANNOTATION])
     assert status == {

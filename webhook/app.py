@@ -1,10 +1,10 @@
-"""The HTTP face of the webhook: `create_app(settings, *, state)` (docs/api.md).
+"""The HTTP face of the webhook: `create_app(settings, *, state)` (docs/http.md).
 
 Owns: `/healthz`, `/readyz` and `POST /mutate`, the request guards (content type, body limit),
 the mapping of `WebhookError` to a 4xx plain-text answer, one JSON log line and the metrics of
 every admission. `POST /mutate` is a raw ASGI endpoint that the application calls before its
 middleware stack and router: it skips the per-request Request/Response objects and ~30 µs of
-framework layers (docs/performance.md). Must not import the Kubernetes client or `yaml`; knows
+framework layers (docs/performance.md#the-hot-path-skips-the-framework). Must not import the Kubernetes client or `yaml`; knows
 nothing of TLS or the server's lifecycle beyond the `State` it is handed.
 """
 

@@ -1,4 +1,4 @@
-"""Memory accounting for the tmpfs pages of /dev/shm (SPEC §2, point 3, and the cap warning).
+"""Memory accounting for the tmpfs pages of /dev/shm (docs/behaviour.md#memory-accounting).
 
 Owns: the ops that raise a container's (or the pod-level) memory request and limit by the
 shm size, and the pod memory limit the kubelet will cap a memory-backed emptyDir at.

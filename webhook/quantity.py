@@ -2,7 +2,7 @@
 
 Owns: `parse` (apimachinery `resource.ParseQuantity`, character for character), `to_bytes`
 (`Quantity.Value()`), `format_bytes` (`Quantity.String()` of a whole number of bytes) and
-`parse_size`, the stricter reading of a /dev/shm size (SPEC §2).
+`parse_size`, the stricter reading of a /dev/shm size (docs/behaviour.md#sizes).
 
 Arithmetic is exact (`Fraction` and `int`, never floats). Pure: imports nothing beyond the
 standard library.

@@ -104,11 +104,7 @@ class Settings(BaseSettings):
     ] = "0.0.0.0"
     port: Annotated[int, _form(_PORT, ge=1, le=65535)] = 8443
     tls_cert_file: Annotated[
-        str | None,
-        _form(
-            "the path of a PEM certificate file (none: a self-signed development one)",
-            pattern=_NOT_BLANK,
-        ),
+        str | None, _form("the path of a PEM certificate file", pattern=_NOT_BLANK)
     ] = None
     tls_key_file: Annotated[
         str | None, _form("the path of a PEM private key file", pattern=_NOT_BLANK)
