@@ -9,6 +9,7 @@ parsed YAML, never on template text.
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +47,7 @@ SCOPE_VALUES: dict[str, tuple[str, ...]] = {
 EVERYTHING_ON = (
     "networkPolicy.enabled=true",
     "metrics.serviceMonitor.enabled=true",
-    "test.namespace=shm-test",
+    "image.digest=sha256:" + "0123456789abcdef" * 4,
     "priorityClassName=system-cluster-critical",
     "imagePullSecrets[0].name=regcred",
     "nodeSelector.kubernetes\\.io/os=linux",
@@ -135,10 +136,26 @@ def one(objects: Sequence[Obj], kind: str, name: str | None = None) -> Obj:
     return found[0]
 
 
+MAIN_WEBHOOK = f"{FULLNAME}.{NAMESPACE}.svc"
+TEST_PREFIX = "helm-test."  # the `helm test` entry: helm-test.<the main entry's name>
+
+
+def webhooks(objects: Sequence[Obj]) -> list[Obj]:
+    """The entries of the single MutatingWebhookConfiguration."""
+    return list(one(objects, "MutatingWebhookConfiguration")["webhooks"])
+
+
 def webhook(objects: Sequence[Obj]) -> Obj:
-    """The single webhook of the single MutatingWebhookConfiguration."""
-    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
-    return hook  # type: ignore[no-any-return]
+    """The one webhook entry that serves the cluster's pods (not the `helm test` one)."""
+    (main,) = [w for w in webhooks(objects) if not w["name"].startswith(TEST_PREFIX)]
+    return main
+
+
+def helm_test_webhook(objects: Sequence[Obj]) -> Obj:
+    """The one webhook entry that serves the `helm test` pod, named after the main one."""
+    (entry,) = [w for w in webhooks(objects) if w["name"].startswith(TEST_PREFIX)]
+    assert entry["name"] == TEST_PREFIX + webhook(objects)["name"]
+    return entry
 
 
 def pod_templates(objects: Sequence[Obj]) -> Iterator[tuple[str, Obj]]:
@@ -197,6 +214,33 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
         if not matched:
             return False
     return True
+
+
+# The one matchConditions expression the chart writes (annotation key in the quotes).
+ASKS_FOR_SHM = re.compile(
+    r"^has\(object\.metadata\.annotations\) && '(?P<key>[^']+)' in object\.metadata\.annotations$"
+)
+
+
+def conditions_hold(hook: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
+    """Whether a pod passes a webhook entry's matchConditions (only the chart's own form)."""
+    annotations = pod["metadata"].get("annotations") or {}
+    for condition in hook.get("matchConditions") or []:
+        match = ASKS_FOR_SHM.match(condition["expression"])
+        assert match, f"no evaluator for the condition {condition['expression']!r}"
+        if match["key"] not in annotations:
+            return False
+    return True
+
+
+def sends(hook: Mapping[str, Any], namespace: Mapping[str, str], pod: Mapping[str, Any]) -> bool:
+    """Whether the API server sends the CREATE of `pod` (metadata with labels and annotations)
+    in a namespace with these labels to a webhook entry: both selectors and the conditions."""
+    return (
+        selects(hook.get("namespaceSelector"), namespace)
+        and selects(hook.get("objectSelector"), pod["metadata"].get("labels") or {})
+        and conditions_hold(hook, pod)
+    )
 
 
 def namespace_labels(name: str, **labels: str) -> dict[str, str]:

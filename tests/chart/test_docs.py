@@ -113,11 +113,8 @@ def notes(helm: str, *values: str) -> str:
             id="cluster scope: opt a namespace out, the configured annotation and path",
         ),
         pytest.param(
-            ("test.namespace=shm-test",),
-            ["helm test rel -n shm-system --logs"],
-            id="how to run helm test once test.namespace is set",
+            (), ["helm test rel -n shm-system --logs"], id="how to run helm test after install"
         ),
-        pytest.param((), ["set test.namespace"], id="helm test needs test.namespace"),
     ],
 )
 def test_notes_explain_how_to_use_the_release(
@@ -126,3 +123,7 @@ def test_notes_explain_how_to_use_the_release(
     text = notes(helm, *values)
     for snippet in expected:
         assert snippet in text
+
+
+def test_notes_leave_helm_test_out_when_the_test_is_off(helm: str) -> None:
+    assert "helm test" not in notes(helm, "test.enabled=false")

@@ -81,6 +81,17 @@ REJECTED = [
     pytest.param(
         ("tls.certManager.duration=90d",), "/tls/certManager/duration", id="days in a Go duration"
     ),
+    pytest.param(("image.registry=https://ghcr.io",), "/image/registry", id="a URL as registry"),
+    pytest.param(("image.repository=Shm/Webhook",), "/image/repository", id="an upper-case repo"),
+    pytest.param(("image.tag=v1:2",), "/image/tag", id="a tag with a colon"),
+    pytest.param(("image.digest=abc123",), "/image/digest", id="a digest without sha256:"),
+    pytest.param(("image.digest=@sha256:" + "0" * 64,), "/image/digest", id="a digest with its @"),
+    pytest.param(
+        ("global.imageRegistry=ghcr.io/",), "/global/imageRegistry", id="a registry with a slash"
+    ),
+    pytest.param(("test.namespace=shm-test",), "'namespace'", id="the removed test.namespace"),
+    pytest.param(("test.expectedKiB=1",), "'expectedKiB'", id="the removed test.expectedKiB"),
+    pytest.param(("tls.bootstrap.image.tag=v9",), "'image'", id="the removed tls.bootstrap.image"),
 ]
 
 
@@ -104,6 +115,9 @@ ACCEPTED = [
     pytest.param(
         ("--set-string=podLabels.version=2",), id="a numeric label value given as a string"
     ),
+    pytest.param(("global.storageClass=fast",), id="another chart's global value"),
+    pytest.param(("image.registry=localhost:5000",), id="a registry with a port"),
+    pytest.param(("image.registry=",), id="no registry"),
 ]
 
 
@@ -120,8 +134,9 @@ def test_default_values_match_the_schema() -> None:
 
 
 # Maps whose keys are the user's (labels, selectors, Kubernetes objects passed through).
+# `global` too: Helm hands a subchart its parent's globals, whatever their names.
 FREE_FORM = re.compile(
-    r"/(nodeSelector|podAnnotations|podLabels|labels|annotations|requests|limits"
+    r"/(global|nodeSelector|podAnnotations|podLabels|labels|annotations|requests|limits"
     r"|podSelector|namespaceSelector|ipBlock|nodeAffinity|podAffinity|podAntiAffinity)$"
 )
 

@@ -181,7 +181,7 @@ def test_the_renewal_identity_lives_as_long_as_the_release(chart: Chart) -> None
 def test_hook_objects_never_share_a_name_with_release_objects(chart: Chart) -> None:
     """On upgrade Helm creates hooks while the release objects exist: same kind and name
     would fail with AlreadyExists."""
-    objects = chart.render(*MODE_VALUES["bootstrap"], "test.namespace=shm-test")
+    objects = chart.render(*MODE_VALUES["bootstrap"])
     hooks = {(o["kind"], o["metadata"]["name"]) for o in objects if hook_events(o)}
     release = {(o["kind"], o["metadata"]["name"]) for o in objects if not hook_events(o)}
     assert hooks

@@ -137,40 +137,51 @@ def test_default_resources(chart: Chart) -> None:
     }
 
 
-@pytest.mark.parametrize(
-    ("values", "image"),
-    [
-        pytest.param((), f"shm-webhook:{APP_VERSION}", id="the image tag defaults to appVersion"),
-        pytest.param(
-            ("image.repository=registry.example/shm-webhook", "image.tag=1.2.3"),
-            "registry.example/shm-webhook:1.2.3",
-            id="repository and tag are configurable",
-        ),
-    ],
-)
-def test_image_of_the_webhook_and_the_certificate_jobs(
-    chart: Chart, values: tuple[str, ...], image: str
-) -> None:
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+IMAGE_CASES = [
+    pytest.param(
+        (),
+        f"ghcr.io/shm-webhook/shm-webhook:{APP_VERSION}",
+        id="the published image, its tag defaulting to appVersion",
+    ),
+    pytest.param(
+        ("image.registry=registry.example:5000", "image.repository=ml/shm", "image.tag=1.2.3"),
+        "registry.example:5000/ml/shm:1.2.3",
+        id="registry, repository and tag are configurable",
+    ),
+    pytest.param(
+        (f"image.digest={DIGEST}",),
+        f"ghcr.io/shm-webhook/shm-webhook:{APP_VERSION}@{DIGEST}",
+        id="a digest follows the tag",
+    ),
+    pytest.param(
+        ("global.imageRegistry=mirror.example", "image.registry=registry.example"),
+        f"mirror.example/shm-webhook/shm-webhook:{APP_VERSION}",
+        id="global.imageRegistry overrides image.registry",
+    ),
+    pytest.param(
+        ("image.registry=", "image.repository=shm-webhook"),
+        f"shm-webhook:{APP_VERSION}",
+        id="an empty registry leaves the repository alone (a locally loaded image)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "image"), IMAGE_CASES)
+def test_image_of_every_pod(chart: Chart, values: tuple[str, ...], image: str) -> None:
+    """One reference for the webhook, the certificate Jobs and the test pod."""
     objects = chart.render(*values, "image.pullPolicy=Always")
-    for where, template in pod_templates(objects):
+    templates = list(pod_templates(objects))
+    kinds = {where.split("/")[0] for where, _ in templates}
+    assert kinds == {"Deployment", "Job", "CronJob", "Pod"}
+    for where, template in templates:
         for c in template["spec"]["containers"]:
             assert (c["image"], c["imagePullPolicy"]) == (image, "Always"), where
 
 
-def test_certificate_jobs_image_can_differ(chart: Chart) -> None:
-    objects = chart.render(
-        "tls.bootstrap.image.repository=registry.example/certs", "tls.bootstrap.image.tag=v9"
-    )
-    images = {where: t["spec"]["containers"][0]["image"] for where, t in pod_templates(objects)}
-    assert images.pop(f"Deployment/{FULLNAME}") == f"shm-webhook:{APP_VERSION}"
-    assert set(images.values()) == {"registry.example/certs:v9"}
-
-
 # Every pod the chart can make, in each TLS mode, with the test pod switched on.
-ALL_PODS = [
-    pytest.param((*MODE_VALUES[mode], "test.namespace=shm-test"), id=f"every pod in {mode} mode")
-    for mode in MODE_VALUES
-]
+ALL_PODS = [pytest.param(MODE_VALUES[mode], id=f"every pod in {mode} mode") for mode in MODE_VALUES]
 
 
 @pytest.mark.parametrize("values", ALL_PODS)

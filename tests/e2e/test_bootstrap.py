@@ -97,11 +97,12 @@ def release(kube: Kubectl, helm: str) -> Iterator[Release]:
         if each["kind"] == "Job"
     }
     (config,) = [each for each in objects if each["kind"] == "MutatingWebhookConfiguration"]
-    (hook,) = config["webhooks"]
-    service = hook["clientConfig"]["service"]
+    hooks = config["webhooks"]  # the main entry and the helm test one: the same Service
+    service = hooks[0]["clientConfig"]["service"]
     port = free_port()
-    service["port"] = port
-    assert "caBundle" not in hook["clientConfig"]
+    for hook in hooks:
+        hook["clientConfig"]["service"]["port"] = port
+        assert "caBundle" not in hook["clientConfig"]
 
     for name in (RELEASE_NAMESPACE, PODS_NAMESPACE):
         kube.apply(cluster.namespace(name, {}))
@@ -217,7 +218,8 @@ def test_the_chart_s_two_bootstrap_steps_create_the_secret_then_trust_its_ca(
     assert second.returncode == 0, second.stdout + second.stderr
     secret_now, config_now = read(kube, release)
     assert secret_now["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
-    assert config_now["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    for hook in config_now["webhooks"]:
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"], hook["name"]
 
 
 def test_pods_are_mutated_through_the_bootstrapped_configuration(
@@ -294,3 +296,40 @@ def test_a_ca_bundle_patch_whose_test_op_is_stale_is_refused_with_422(
 
     assert refused.value.status == 422
     assert json.loads(refused.value.body or "")["reason"] == "Invalid"
+
+
+@pytest.mark.usefixtures("served_from_secret")
+def test_in_the_release_namespace_only_the_chart_s_test_pod_reaches_the_webhook(
+    kube: Kubectl, helm: str
+) -> None:
+    """The chart's `helm test` pod, created as rendered in the release namespace, is mutated
+    through the configuration's helm-test entry; the same pod without the test label, and the
+    chart's webhook pod, are never sent (the real apiserver evaluating the selectors)."""
+    probe = pod("routing-probe", namespace=PODS_NAMESPACE, annotations={"shm-size": "1Mi"})
+    cluster.wait_until_webhook_serves(kube, probe)
+    objects = render(helm)
+    (test_pod,) = [each for each in objects if each["kind"] == "Pod"]
+    (deployment,) = [each for each in objects if each["kind"] == "Deployment"]
+    unlabelled = json.loads(json.dumps(test_pod))
+    del unlabelled["metadata"]["labels"]["shm-webhook/helm-test"]
+    unlabelled["metadata"]["name"] = "unlabelled-test-pod"
+    webhook_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**deployment["spec"]["template"]["metadata"], "name": "webhook-pod"},
+        "spec": deployment["spec"]["template"]["spec"],
+    }
+    webhook_pod["metadata"]["annotations"] = {"shm-size": "1Gi"}
+
+    stored = kube.create(test_pod, "--dry-run=server").json()
+    assert status(stored) == {
+        "size": "256Mi",
+        "volume": "dshm",
+        "mounted": ["check-shm"],
+        "charged": ["check-shm"],
+    }
+    for other in (unlabelled, webhook_pod):
+        other["metadata"]["namespace"] = RELEASE_NAMESPACE
+        answer = kube.create(other, "--dry-run=server")
+        assert answer.code == 0, answer.stderr
+        assert status(answer.json()) is None, other["metadata"]["name"]

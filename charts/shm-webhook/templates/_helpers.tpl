@@ -97,13 +97,91 @@ app.kubernetes.io/component: webhook
 {{- include "shm-webhook.suffixedName" (list . "certs-hook") }}
 {{- end }}
 
+{{/*
+The image of every pod the chart makes (webhook, certificate Jobs, test pod):
+<registry>/<repository>:<tag>, then @<digest> when one is set (the runtime pulls by the digest;
+the tag stays for people reading the manifest). global.imageRegistry, the umbrella-chart
+convention, overrides image.registry; an empty registry leaves the repository as it is.
+*/}}
 {{- define "shm-webhook.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $image := .Values.image }}
+{{- $registry := .Values.global.imageRegistry | default $image.registry }}
+{{- $reference := $image.repository }}
+{{- if $registry }}
+{{- $reference = printf "%s/%s" $registry $reference }}
+{{- end }}
+{{- $reference = printf "%s:%s" $reference (default .Chart.AppVersion $image.tag) }}
+{{- if $image.digest }}
+{{- $reference = printf "%s@%s" $reference $image.digest }}
+{{- end }}
+{{- $reference }}
 {{- end }}
 
-{{- define "shm-webhook.certsImage" -}}
-{{- $image := .Values.tls.bootstrap.image }}
-{{- printf "%s:%s" (default .Values.image.repository $image.repository) (default (default .Chart.AppVersion .Values.image.tag) $image.tag) }}
+{{/*
+How every webhook entry calls the server: the Service, the CA (manual mode; the other modes
+have it written by the post-install Job or cainjector), pod CREATE only, and the call limits.
+*/}}
+{{- define "shm-webhook.webhookCall" -}}
+admissionReviewVersions:
+  - v1
+  - v1beta1
+clientConfig:
+  service:
+    name: {{ include "shm-webhook.fullname" . }}
+    namespace: {{ .Release.Namespace }}
+    path: /mutate
+    port: 443
+  {{- if eq .Values.tls.mode "manual" }}
+  caBundle: {{ .Values.tls.caBundle }}
+  {{- end }}
+rules:
+  - operations:
+      - CREATE
+    apiGroups:
+      - ""
+    apiVersions:
+      - v1
+    resources:
+      - pods
+    scope: Namespaced
+matchPolicy: Equivalent
+sideEffects: None
+timeoutSeconds: {{ .Values.timeoutSeconds | int }}
+reinvocationPolicy: IfNeeded
+{{- end }}
+
+{{/* The `helm test` pod, in the release namespace. */}}
+{{- define "shm-webhook.testPodName" -}}
+{{- include "shm-webhook.suffixedName" (list . "test-shm") }}
+{{- end }}
+
+{{/*
+The label that routes a pod of the release namespace to the webhook's "helm-test" entry. Only
+the chart's test pod carries it; every other pod there is never sent (the namespace is excluded
+from the main entry).
+*/}}
+{{- define "shm-webhook.testLabels" -}}
+shm-webhook/helm-test: {{ .Release.Name }}
+{{- end }}
+
+{{/* MiB the test writes to its /dev/shm: more than the 64 MiB container runtimes give. */}}
+{{- define "shm-webhook.testWriteMiB" -}}
+100
+{{- end }}
+
+{{/*
+The size `df -k` (statvfs) reports for a tmpfs of test.shmSize, in KiB. The schema allows only
+whole Mi or Gi, so the size is a whole number of 4 KiB pages and nothing is rounded.
+*/}}
+{{- define "shm-webhook.testShmKiB" -}}
+{{- $size := .Values.test.shmSize }}
+{{- $count := trimSuffix "Mi" (trimSuffix "Gi" $size) | int }}
+{{- $kib := mul $count (ternary 1048576 1024 (hasSuffix "Gi" $size)) }}
+{{- $write := include "shm-webhook.testWriteMiB" . | int }}
+{{- if le (int $kib) (mul $write 1024 | int) }}
+{{- fail (printf "test.shmSize %s is too small: the test writes %d MiB into it, more than the 64 MiB container runtimes give; ask for more than %dMi" $size $write $write) }}
+{{- end }}
+{{- $kib }}
 {{- end }}
 
 {{/* failurePolicy: the value when set, else Fail without a defaultSize and Ignore with one. */}}
@@ -166,7 +244,7 @@ spec:
     {{- include "shm-webhook.podSecurityContext" . | nindent 4 }}
   containers:
     - name: certs
-      image: {{ include "shm-webhook.certsImage" . }}
+      image: {{ include "shm-webhook.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
         - certs
