@@ -43,9 +43,6 @@ def test_the_section_has_the_commands_these_tests_read() -> None:
     assert len(commands("docker push")) == 1
 
 
-# The chart's image values become registry/repository/tag/digest in a change made beside this
-# one; remove the marker when it lands (strict: the test then passes and the marker fails it).
-@pytest.mark.xfail(reason="the chart's image.registry value has not landed yet", strict=True)
 def test_each_helm_install_deploys_the_image_the_readme_made(helm: str) -> None:
     [built] = [words[words.index("-t") + 1] for words in commands("docker build")]
     [pushed] = [words[2] for words in commands("docker push")]

@@ -4,8 +4,9 @@ Owns: `/healthz`, `/readyz` and `POST /mutate`, the request guards (content type
 the mapping of `WebhookError` to a 4xx plain-text answer, one JSON log line and the metrics of
 every admission. `POST /mutate` is a raw ASGI endpoint that the application calls before its
 middleware stack and router: it skips the per-request Request/Response objects and ~30 µs of
-framework layers (docs/performance.md#the-hot-path-skips-the-framework). Must not import the Kubernetes client or `yaml`; knows
-nothing of TLS or the server's lifecycle beyond the `State` it is handed.
+framework layers (docs/performance.md#the-hot-path-skips-the-framework). Must not import the
+Kubernetes client or `yaml`; knows nothing of TLS or the server's lifecycle beyond the `State`
+it is handed.
 """
 
 from __future__ import annotations

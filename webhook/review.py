@@ -1,4 +1,5 @@
-"""The AdmissionReview envelope: parsing a request body, building the answer (docs/http.md#post-mutate).
+"""The AdmissionReview envelope: parsing a request body, building the answer
+(docs/http.md#post-mutate).
 
 Owns: the AdmissionReview shapes (TypedDicts), `parse_review` (bytes → `Review`, or
 `WebhookError` for a malformed body), the `Response` value and its builders `allowed`,

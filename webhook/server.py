@@ -1,9 +1,11 @@
 """Running the webhook: `serve(settings) -> exit code` (docs/commands.md#serve).
 
 Owns: the process around the app: JSON logging, the TLS context and its reload task (a
-development certificate when none is given), the uvicorn server, the metrics port, the
-post-start-up GC freeze (docs/performance.md#the-garbage-collector-is-frozen-after-start-up) and the SIGTERM sequence (unready at once, answer for
-`shutdown_grace` seconds, finish in-flight requests, exit 0; a second signal exits at once).
+development certificate when none is given), the namespace cache when asked for, the uvicorn
+server, the metrics port, the post-start-up GC freeze
+(docs/performance.md#the-garbage-collector-is-frozen-after-start-up) and the SIGTERM sequence
+(unready at once, answer for `shutdown_grace` seconds, finish in-flight requests, exit 0; a
+second signal exits at once).
 Must not import the Kubernetes client or `yaml`: both would weigh on every replica's memory
 (docs/performance.md#memory-is-mostly-imports).
 """
@@ -117,7 +119,7 @@ def configure_logging(level: str) -> None:
 
 
 class WebhookServer(uvicorn.Server):
-    """uvicorn's server with our start-up extras and the graceful SIGTERM of docs/http.md#shutdown."""
+    """uvicorn's server with our start-up extras and the graceful SIGTERM (docs/http.md)."""
 
     def __init__(
         self,

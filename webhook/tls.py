@@ -8,7 +8,8 @@ certificate is given).
 Must not import fastapi, starlette or uvicorn: the server hands the context to whichever
 transport it runs. Certificates are made by `certs.generate` and written by `certs.files`,
 imported only for a development certificate: serving certificate files needs nothing beyond
-the standard library (`cryptography` would add ~8 MiB to every replica, docs/performance.md#memory-is-mostly-imports).
+the standard library (`cryptography` would add ~8 MiB to every replica,
+docs/performance.md#memory-is-mostly-imports).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def development_certificate(directory: Path, *, now: datetime) -> tuple[Path, Pa
 
 def _empty_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # Python already defaults to 1.2; the floor is ours (docs/tls.md), so it does not rest on a default.
+    # Python already defaults to 1.2; the floor is ours (docs/tls.md), not a default's.
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 

@@ -1,4 +1,5 @@
-"""HTTP/1.1 framing limits that uvicorn's httptools protocol lacks (docs/http.md#limits; docs/reliability.md).
+"""HTTP/1.1 framing limits that uvicorn's httptools protocol lacks (docs/http.md#limits,
+docs/reliability.md).
 
 Owns: `GuardedHttpToolsProtocol`, the protocol class `webhook/server.py` hands to uvicorn, and
 its two limits. uvicorn arms its keep-alive timeout only after a response and keeps every
