@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import shlex
 
-import pytest
-
 from tests.chart.render import Chart, of_kind, webhook
 from tests.conftest import REPO
 
