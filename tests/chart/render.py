@@ -145,9 +145,15 @@ def webhooks(objects: Sequence[Obj]) -> list[Obj]:
     return list(one(objects, "MutatingWebhookConfiguration")["webhooks"])
 
 
+NAMESPACE_DEFAULTS_PREFIX = (
+    "namespace-defaults."  # namespacePolicy: pods of namespaces with defaults
+)
+
+
 def webhook(objects: Sequence[Obj]) -> Obj:
-    """The one webhook entry that serves the cluster's pods (not the `helm test` one)."""
-    (main,) = [w for w in webhooks(objects) if not w["name"].startswith(TEST_PREFIX)]
+    """The one webhook entry that serves the cluster's annotated pods."""
+    prefixes = (TEST_PREFIX, NAMESPACE_DEFAULTS_PREFIX)
+    (main,) = [w for w in webhooks(objects) if not w["name"].startswith(prefixes)]
     return main
 
 

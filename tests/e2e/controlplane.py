@@ -115,13 +115,22 @@ class ControlPlane:
 
     def start(self) -> None:
         try:
-            etcd_url = self._start_etcd()
-            self._start_apiserver(etcd_url)
+            self._etcd_url = self._start_etcd()
+            self._start_apiserver(self._etcd_url)
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         self.write_kubeconfig(self.kubeconfig, user=ADMIN, token=self.token)
+
+    def restart_apiserver(self) -> None:
+        """Stop the kube-apiserver and start it again on the same port and etcd (clients see
+        their connections and watches broken, then the same server back)."""
+        (apiserver,) = [p for p in self._processes if p.name == "kube-apiserver"]
+        apiserver.stop()
+        self._processes.remove(apiserver)
+        self._start_apiserver(self._etcd_url)
+        self._wait_ready()
 
     def stop(self) -> None:
         for process in reversed(self._processes):

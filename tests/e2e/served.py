@@ -24,7 +24,7 @@ from typing import Any
 from tests.e2e.controlplane import free_port
 
 READY_TIMEOUT_S = 30
-# SIGTERM: unready, answer for --shutdown-grace, finish in-flight requests, exit 0 (SPEC §5).
+# SIGTERM: unready, answer for --shutdown-grace, finish in-flight requests, exit 0.
 STOP_TIMEOUT_S = 30
 LOG_TIMEOUT_S = 5
 
@@ -78,6 +78,7 @@ class ServedWebhook:
             *("--shutdown-grace", "0"),
             *settings,
         ]
+        started = time.monotonic()
         with log.open("wb") as out:
             self._process = subprocess.Popen(
                 argv,
@@ -91,6 +92,14 @@ class ServedWebhook:
         except BaseException:
             self.stop()
             raise
+        self.ready_seconds = time.monotonic() - started
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory (VmRSS)."""
+        for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -123,7 +132,7 @@ class ServedWebhook:
         return self.log.read_text(errors="replace")[-2000:]
 
     def admissions(self) -> list[dict[str, Any]]:
-        """Every admission log line so far (one JSON object per admission, SPEC §5)."""
+        """Every admission log line so far (one JSON object per admission, docs/metrics.md)."""
         lines = []
         for line in self.log.read_text(errors="replace").splitlines():
             if line.startswith("{"):

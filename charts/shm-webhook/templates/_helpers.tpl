@@ -195,6 +195,34 @@ whole Mi or Gi, so the size is a whole number of 4 KiB pages and nothing is roun
 {{- end }}
 {{- end }}
 
+{{/* The namespaces in scope, as matchExpressions of a namespaceSelector. */}}
+{{- define "shm-webhook.scopeExpressions" -}}
+{{- if eq .Values.scope "namespace" -}}
+- key: shm-injection
+  operator: In
+  values:
+    - enabled
+{{- else -}}
+- key: shm-injection
+  operator: NotIn
+  values:
+    - disabled
+{{- end }}
+- key: kubernetes.io/metadata.name
+  operator: NotIn
+  values:
+    {{- include "shm-webhook.excludedNamespaces" . | nindent 4 }}
+{{- end }}
+
+{{/* The objectSelector that lets a pod opt out with its label. */}}
+{{- define "shm-webhook.podOptOut" -}}
+matchExpressions:
+  - key: shm-injection
+    operator: NotIn
+    values:
+      - disabled
+{{- end }}
+
 {{/* Namespaces the webhook never applies to, in both scopes. */}}
 {{- define "shm-webhook.excludedNamespaces" -}}
 {{- $always := list .Release.Namespace "kube-system" "kube-public" "kube-node-lease" }}
