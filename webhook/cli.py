@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a YAML or JSON manifest, a directory of them, or - for stdin; repeatable",
     )
     mutate.add_argument(
+        "--namespace-file",
+        action="append",
+        metavar="PATH",
+        help="Namespace objects whose size annotations apply to the objects in them (or to"
+        " objects naming no namespace, when only one is given); repeatable (default none)",
+    )
+    mutate.add_argument(
         "-o",
         "--output",
         choices=("object", "patch"),

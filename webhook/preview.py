@@ -3,7 +3,8 @@
 Owns: reading manifests (files or directories of JSON or YAML, `-` for stdin), finding the pod
 of each object (a Pod, the pod template of a workload, the object of an AdmissionReview, the
 items of a `List` or `PodList`), previewing it with the same `review.respond` step as
-`/mutate`, the one-line report per object, and writing the objects back. Imports `yaml` and
+`/mutate` under the policy of its namespace when a Namespace object is given, the one-line
+report per object, and writing the objects back. Imports `yaml` and
 `jsonpatch` only when it needs them; must not import the server or the Kubernetes client.
 """
 
@@ -19,8 +20,10 @@ import orjson
 
 from webhook import patches
 from webhook.mutation import InvalidObject, Plan, plan
+from webhook.namespaces import NamespaceReading, read_namespace
 from webhook.podfields import object_name
-from webhook.policy import Policy, Reason
+from webhook.policy import NamespacePolicy, Percent, Policy, Reason
+from webhook.quantity import Format, Quantity, format_bytes, to_bytes
 from webhook.review import WebhookError, check_review, planned_pod, respond
 
 # Where each kind keeps the pod it makes: the whole object for a Pod, else its template.
@@ -89,13 +92,40 @@ def decode(text: bytes, filename: str) -> tuple[list[dict[str, Any]], bool]:
     return documents, as_json
 
 
-def preview(document: dict[str, Any], policy: Policy) -> Preview:
+class Namespaces:
+    """The Namespace objects given to `mutate`, read as the webhook reads them."""
+
+    def __init__(self, documents: list[dict[str, Any]], policy: Policy) -> None:
+        self.readings = {
+            reading.name: reading
+            for reading in (
+                read_namespace(d, policy) for d in documents if d["kind"] == "Namespace"
+            )
+        }
+
+    def policy_for(self, document: Mapping[str, Any]) -> NamespacePolicy | None:
+        """The policy of the object's namespace; an object that names none gets the policy of
+        the only Namespace given, if only one was."""
+        metadata = document.get("metadata")
+        name = metadata.get("namespace") if isinstance(metadata, dict) else None
+        if name is None and len(self.readings) == 1:
+            name = next(iter(self.readings))
+        reading = self.readings.get(name) if isinstance(name, str) else None
+        return None if reading is None else reading.policy
+
+
+def preview(
+    document: dict[str, Any], policy: Policy, namespaces: Namespaces | None = None
+) -> Preview:
     """What the webhook would answer for the pod (or pods, for a list) this object makes."""
+    namespaces = namespaces or Namespaces([], policy)
     items = document.get("items")
     if document["kind"].endswith("List") and isinstance(items, list):
-        return _preview_list(document, items, policy)
+        return _preview_list(document, items, policy, namespaces)
     kind = document["kind"]
     who = f"{kind.lower()}/{_name(document)}"
+    if kind == "Namespace" and _name(document) in namespaces.readings:
+        return Preview(document, report=_namespace_report(namespaces.readings[_name(document)]))
     path = POD_PATHS.get(kind)
     if path is None:
         return Preview(document, report=[f"{who}: skipped: not a pod or pod template"])
@@ -103,7 +133,7 @@ def preview(document: dict[str, Any], policy: Policy) -> Preview:
     if pod is None:
         return Preview(document, report=[f"{who}: skipped: {Reason.NOT_A_POD_CREATE.description}"])
     try:
-        result = plan(pod, policy)
+        result = plan(pod, policy, namespaces.policy_for(document))
     except InvalidObject as error:
         raise InputError(f"{who}: {error}") from None
     response = respond(result)
@@ -142,7 +172,9 @@ def _texts(name: str) -> list[tuple[str, bytes]]:
         raise InputError(f"cannot read {error.filename or name}: {error.strerror}") from None
 
 
-def _preview_list(document: dict[str, Any], items: list[Any], policy: Policy) -> Preview:
+def _preview_list(
+    document: dict[str, Any], items: list[Any], policy: Policy, namespaces: Namespaces
+) -> Preview:
     """A `List` (what `kubectl get -o yaml` prints) or a typed list such as `PodList`, whose
     items may omit their kind."""
     item_kind = document["kind"].removesuffix("List") or None
@@ -153,7 +185,7 @@ def _preview_list(document: dict[str, Any], items: list[Any], policy: Policy) ->
             item = {"kind": item_kind, **item}
         if not isinstance(item, dict) or not isinstance(item.get("kind"), str):
             raise InputError(f"{document['kind']} item {index} is not a Kubernetes object")
-        one = preview(item, policy)
+        one = preview(item, policy, namespaces)
         base = patches.pointer("items", index)
         printed = dict(one.document)
         if kindless:
@@ -163,6 +195,24 @@ def _preview_list(document: dict[str, Any], items: list[Any], policy: Policy) ->
         result.report += one.report
         result.denied = result.denied or one.denied
     return result
+
+
+def _namespace_report(reading: NamespaceReading) -> list[str]:
+    who = f"namespace/{reading.name}"
+    said = reading.policy
+    parts = []
+    if said is not None and said.default_size is not None:
+        default = said.default_size
+        shown = f"{float(default.value):g}%" if isinstance(default, Percent) else _quantity(default)
+        parts.append(f"default {shown}")
+    if said is not None and said.max_size is not None:
+        parts.append(f"ceiling {format_bytes(said.max_size, Format.BINARY_SI)}")
+    summary = f"{who}: " + (", ".join(parts) if parts else "no size policy of its own")
+    return [summary, *(f"{who}: warning: {problem}" for problem in reading.problems)]
+
+
+def _quantity(quantity: Quantity) -> str:
+    return format_bytes(to_bytes(quantity), quantity.format)
 
 
 def _summary(

@@ -41,7 +41,9 @@ def mutate(args: argparse.Namespace) -> int:
     policy = settings(args).policy()
     try:
         documents, as_json = preview.read(args.filename)
-        previews = [preview.preview(document, policy) for document in documents]
+        given, _ = preview.read(args.namespace_file) if args.namespace_file else ([], True)
+        namespaces = preview.Namespaces(given + documents, policy)
+        previews = [preview.preview(document, policy, namespaces) for document in documents]
     except preview.InputError as error:
         raise UsageError(str(error)) from None
     for result in previews:

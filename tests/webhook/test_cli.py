@@ -476,3 +476,55 @@ def test_every_flag_has_help_that_names_its_default() -> None:
             if not text or (takes_default and "default" not in text):
                 undocumented.append(f"{parser.prog} {action.option_strings[-1]}")
     assert undocumented == []
+
+
+NAMESPACE = {
+    "apiVersion": "v1",
+    "kind": "Namespace",
+    "metadata": {
+        "name": "team-a",
+        "labels": {"shm-injection/defaults": "true"},
+        "annotations": {"shm-injection/default-size": "2Gi", "shm-injection/max-size": "4Gi"},
+    },
+}
+
+
+def test_a_namespace_file_gives_its_default_and_ceiling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = {**POD, "metadata": {"name": "plain"}}
+    greedy = {**POD, "metadata": {"name": "greedy", "annotations": {"shm-size": "8Gi"}}}
+    source = write(tmp_path, "pods.yaml", text=as_yaml(plain, greedy))
+    namespace = write(tmp_path, "ns.yaml", text=as_yaml(NAMESPACE))
+    code, out, err = run(["mutate", "-f", str(source), "--namespace-file", str(namespace)], capsys)
+    assert code == 1
+    first, second = yaml.safe_load_all(out)
+    assert first["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "2Gi"
+    assert second == greedy
+    assert err.splitlines() == [
+        "pod/plain: /dev/shm 2Gi, memory +2Gi on main",
+        'pod/greedy: denied: shm-size "8Gi" exceeds the maximum of 4Gi set for namespace'
+        " team-a; write at most 4Gi",
+    ]
+
+
+def test_a_namespace_in_the_input_applies_to_the_objects_in_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inside = {**POD, "metadata": {"name": "in", "namespace": "team-a"}}
+    outside = {**POD, "metadata": {"name": "out", "namespace": "team-b"}}
+    wrong = copy.deepcopy(NAMESPACE)
+    wrong["metadata"]["annotations"]["shm-injection/default-size"] = "8Gi"
+    code, out, err = run(["mutate", "-f", "-"], capsys, stdin=as_yaml(wrong, inside, outside))
+    assert code == 0
+    namespace, first, second = yaml.safe_load_all(out)
+    assert namespace == wrong
+    assert first["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "4Gi"
+    assert second == outside
+    assert err.splitlines() == [
+        "namespace/team-a: default 8Gi, ceiling 4Gi",
+        "namespace/team-a: warning: namespace team-a: shm-injection/default-size 8Gi exceeds"
+        " the ceiling of 4Gi; its pods get 4Gi",
+        "pod/in: /dev/shm 4Gi, memory +4Gi on main",
+        "pod/out: skipped: no size annotation and no default size",
+    ]
