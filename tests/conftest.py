@@ -74,8 +74,10 @@ def wrk() -> str:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The shared project material checked out beside the repository (`../shared`)."""
+    """The team's material beside the repository (`../shared`): real AdmissionReviews captured
+    by other projects, which the repository does not redistribute. A clone without it skips
+    the few tests that replay them, also under CI=true (a fork's CI has no `../shared`)."""
     shared = REPO.parent / "shared"
     if not shared.is_dir():
-        _unavailable(f"{shared} does not exist; check the shared material out beside the repo")
+        pytest.skip(f"{shared} is not checked out beside the repository: no real captures")
     return shared

@@ -25,7 +25,7 @@ from tests.pods import apply_patch, assert_valid_pod
 from tests.serving import START_TIMEOUT, Server, free_port
 from tests.tlsfixtures import client_context
 from webhook.cli import main
-from webhook.mutation import STATUS_ANNOTATION
+from webhook.status import STATUS_ANNOTATION
 
 EXAMPLES = REPO / "examples"
 README = (REPO / "README.md").read_text(encoding="utf-8")

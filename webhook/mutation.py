@@ -9,37 +9,40 @@ or the Kubernetes client (checked by import-linter).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from webhook import memory, patches
-from webhook.checks import is_dns_label
 from webhook.podfields import (
     InvalidObject,
     Json,
     mapping,
     objects,
     optional_quantity,
-    string,
     string_entry,
-    uses_path,
 )
 from webhook.policy import NamespacePolicy, Percent, Policy, Reason
 from webhook.quantity import Format, Quantity, SizeError, format_bytes, parse_size, to_bytes
+from webhook.status import STATUS_ANNOTATION, read_status, status_op
+from webhook.volumes import (
+    append,
+    container_name,
+    free_volume_name,
+    kept_warning,
+    memory_volume,
+    mount_ops,
+    volume_names,
+)
 
-__all__ = ["STATUS_ANNOTATION", "InvalidObject", "Plan", "plan"]
+__all__ = ["InvalidObject", "Plan", "plan"]
 
 PlanOutcome = Literal["mutated", "skipped", "denied"]
 
-STATUS_ANNOTATION = "shm-injection-status"
 INJECTION_LABEL = "shm-injection"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-# json.dumps with separators builds an encoder per call; this one is built once.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ def plan(pod: Mapping[str, Any], policy: Policy, namespace: NamespacePolicy | No
     requested = string_entry(annotations, policy.annotation, where)
     default_container = string_entry(annotations, DEFAULT_CONTAINER_ANNOTATION, where)
 
-    status = _read_status(string_entry(annotations, STATUS_ANNOTATION, where))
+    status = read_status(string_entry(annotations, STATUS_ANNOTATION, where))
     if status is not None:
         return _reinvoke(pod, spec, status, policy)
     reason = _left_alone(labels, annotations, spec)
@@ -200,14 +203,14 @@ def _inject(
     pod: Mapping[str, Any], spec: Json, default_container: str | None, size: _Size, policy: Policy
 ) -> Plan:
     containers = objects(spec.get("containers"), "spec.containers")
-    volume = _free_volume_name(spec, policy.volume_name)
+    volume = free_volume_name(spec, policy.volume_name)
     size_text = format_bytes(size.bytes, size.format)
-    mount_ops, mounted, kept = _mount_ops(spec, volume, policy.mount_path)
+    mounts, mounted, kept = mount_ops(spec, volume, policy.mount_path)
     if not mounted:
         reason = Reason.ALREADY_MOUNTED if kept else Reason.NO_CONTAINERS
-        return Plan("skipped", reason, warnings=_kept_warning(kept, policy.mount_path))
+        return Plan("skipped", reason, warnings=kept_warning(kept, policy.mount_path))
 
-    ops = [_append(spec, "volumes", _memory_volume(volume, size_text), base="/spec"), *mount_ops]
+    ops = [append(spec, "volumes", memory_volume(volume, size_text), base="/spec"), *mounts]
     charged = (
         []
         if size.carved
@@ -221,12 +224,12 @@ def _inject(
     status = {
         "size": size_text,
         "volume": volume,
-        "mounted": [_container_name(spec, kind, index) for kind, index in mounted],
-        "charged": [_container_name(spec, "containers", index) for index in charged],
+        "mounted": [container_name(spec, kind, index) for kind, index in mounted],
+        "charged": [container_name(spec, "containers", index) for index in charged],
     }
-    ops.append(_status_op(pod, status))
+    ops.append(status_op(pod, status))
     limit = memory.pod_memory_limit(spec, added=size.bytes * len(charged))
-    warnings = _kept_warning(kept, policy.mount_path)
+    warnings = kept_warning(kept, policy.mount_path)
     if limit is not None and limit < size.bytes:
         capped = format_bytes(limit, Format.BINARY_SI)
         warnings.append(
@@ -269,101 +272,12 @@ def _reinvoke(pod: Mapping[str, Any], spec: Json, status: dict[str, Any], policy
     if pod.get("spec") is None:  # nothing to mount into, and nowhere to put a volume
         return Plan("skipped", Reason.ALREADY_INJECTED)
     ops = []
-    if volume not in _volume_names(spec):
-        ops.append(_append(spec, "volumes", _memory_volume(volume, status["size"]), base="/spec"))
-    mount_ops, mounted, _ = _mount_ops(spec, volume, policy.mount_path)
-    if not ops and not mount_ops:
+    if volume not in volume_names(spec):
+        ops.append(append(spec, "volumes", memory_volume(volume, status["size"]), base="/spec"))
+    mounts, mounted, _ = mount_ops(spec, volume, policy.mount_path)
+    if not ops and not mounts:
         return Plan("skipped", Reason.ALREADY_INJECTED)
-    names = [_container_name(spec, kind, index) for kind, index in mounted]
+    names = [container_name(spec, kind, index) for kind, index in mounted]
     status = {**status, "mounted": status["mounted"] + names}
-    ops += [*mount_ops, _status_op(pod, status)]
+    ops += [*mounts, status_op(pod, status)]
     return Plan("mutated", Reason.REINVOKED, ops=ops, status=status)
-
-
-def _read_status(text: str | None) -> dict[str, Any] | None:
-    """The status annotation of an earlier admission, or None when absent or not ours."""
-    if text is None:
-        return None
-    try:
-        status = json.loads(text)
-        parse_size(status["size"], field=STATUS_ANNOTATION)
-    except (ValueError, TypeError, KeyError, RecursionError):
-        return None
-    shapes = (("volume", str), ("mounted", list), ("charged", list))
-    if not isinstance(status, dict) or not all(
-        isinstance(status.get(key), kind) for key, kind in shapes
-    ):
-        return None
-    if not is_dns_label(status["volume"]):
-        return None
-    if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
-        return None
-    return status
-
-
-def _mount_ops(
-    spec: Json, volume: str, mount_path: str
-) -> tuple[list[patches.Op], list[tuple[str, int]], list[str]]:
-    """Mount ops for every container without something at the mount path, the (kind, index)
-    of those containers, and the names of the containers that keep their own."""
-    ops, mounted, kept = [], [], []
-    mount = {"name": volume, "mountPath": mount_path}
-    for kind in ("initContainers", "containers"):
-        for index, container in enumerate(objects(spec.get(kind), f"spec.{kind}")):
-            where = f"spec.{kind}[{index}]"
-            name = string(container.get("name"), f"{where}.name")
-            if uses_path(container, mount_path, where):
-                kept.append(name)
-                continue
-            base = patches.pointer("spec", kind, index)
-            ops.append(_append(container, "volumeMounts", mount, base=base))
-            mounted.append((kind, index))
-    return ops, mounted, kept
-
-
-def _append(obj: Json, key: str, item: Any, *, base: str) -> patches.Op:
-    """Append to obj[key], creating the array when it is missing (JSON patch cannot)."""
-    if obj.get(key) is None:
-        return patches.add(f"{base}/{key}", [item])
-    return patches.add(f"{base}/{key}/-", item)
-
-
-def _memory_volume(name: str, size: str) -> dict[str, Any]:
-    return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": size}}
-
-
-def _volume_names(spec: Json) -> set[str]:
-    volumes = objects(spec.get("volumes"), "spec.volumes")
-    return {string(v.get("name"), f"spec.volumes[{i}].name") for i, v in enumerate(volumes)}
-
-
-def _free_volume_name(spec: Json, wanted: str) -> str:
-    taken = _volume_names(spec)
-    suffix = 0
-    name = wanted
-    while name in taken:
-        suffix += 1
-        # A volume name is a DNS label: at most 63 characters, suffix included.
-        name = f"{wanted[: 62 - len(str(suffix))].rstrip('-')}-{suffix}"
-    return name
-
-
-def _container_name(spec: Json, kind: str, index: int) -> str:
-    return str(spec[kind][index]["name"])
-
-
-def _status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
-    value = _COMPACT_JSON.encode(status)
-    if pod.get("metadata") is None:
-        return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
-    if pod["metadata"].get("annotations") is None:
-        return patches.add("/metadata/annotations", {STATUS_ANNOTATION: value})
-    return patches.add(patches.pointer("metadata", "annotations", STATUS_ANNOTATION), value)
-
-
-def _kept_warning(kept: list[str], mount_path: str) -> list[str]:
-    if not kept:
-        return []
-    if len(kept) == 1:
-        return [f"container {kept[0]} already mounts {mount_path}; kept as it is"]
-    return [f"containers {', '.join(kept)} already mount {mount_path}; kept as they are"]

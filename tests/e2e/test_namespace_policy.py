@@ -17,6 +17,8 @@ from tests.e2e.cluster import Kubectl
 from tests.e2e.controlplane import ControlPlane
 from tests.e2e.served import ServedWebhook
 
+pytestmark = pytest.mark.e2e
+
 CONFIG = "shm-namespace-policy"
 SCOPE = {"e2e-namespace-policy": "yes"}  # keeps these entries away from the other tests' pods
 DEFAULTS = {"shm-injection/defaults": "true"}

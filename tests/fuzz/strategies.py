@@ -27,8 +27,9 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from webhook.mutation import DEFAULT_CONTAINER_ANNOTATION, MIRROR_ANNOTATION, STATUS_ANNOTATION
+from webhook.mutation import DEFAULT_CONTAINER_ANNOTATION, MIRROR_ANNOTATION
 from webhook.quantity import parse, to_bytes
+from webhook.status import STATUS_ANNOTATION
 
 Path = tuple[str | int, ...]
 

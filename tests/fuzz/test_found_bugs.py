@@ -14,8 +14,8 @@ import pytest
 from tests.fuzz.asgi import Answer, exchange
 from tests.fuzz.oracle import DNS_1123_LABEL, check_answer, check_patch
 from webhook.app import State, create_app
-from webhook.mutation import STATUS_ANNOTATION
 from webhook.settings import load_settings
+from webhook.status import STATUS_ANNOTATION
 
 pytestmark = pytest.mark.fuzz
 

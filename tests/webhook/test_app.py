@@ -20,10 +20,10 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.app import IN_FLIGHT_BODIES, State, create_app
-from webhook.mutation import STATUS_ANNOTATION
 from webhook.policy import NamespacePolicy
 from webhook.quantity import parse
 from webhook.settings import Settings, load_settings
+from webhook.status import STATUS_ANNOTATION
 
 with warnings.catch_warnings():
     # Starlette 1.10 wants `httpx2` for its TestClient; the dev dependencies still pin `httpx`,

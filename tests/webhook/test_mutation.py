@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from tests.pods import all_containers, apply_patch, assert_valid_pod
-from webhook.mutation import STATUS_ANNOTATION, InvalidObject, Plan, plan
+from webhook.mutation import InvalidObject, Plan, plan
 from webhook.policy import Percent, Policy
 from webhook.quantity import parse, to_bytes
+from webhook.status import STATUS_ANNOTATION
 
 GI = 2**30
 

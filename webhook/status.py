@@ -1,0 +1,50 @@
+"""The status annotation: what a mutation records on the pod, and reading it back.
+
+Owns: `STATUS_ANNOTATION` (its format is in docs/annotations.md), `read_status` (an earlier
+admission's record, or None when absent or not ours) and `status_op`. Pure: the standard
+library, the name checks and the quantity parser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from webhook import patches
+from webhook.checks import is_dns_label
+from webhook.quantity import parse_size
+
+STATUS_ANNOTATION = "shm-injection-status"
+# json.dumps with separators builds an encoder per call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def read_status(text: str | None) -> dict[str, Any] | None:
+    """The status annotation of an earlier admission, or None when absent or not ours."""
+    if text is None:
+        return None
+    try:
+        status = json.loads(text)
+        parse_size(status["size"], field=STATUS_ANNOTATION)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    shapes = (("volume", str), ("mounted", list), ("charged", list))
+    if not isinstance(status, dict) or not all(
+        isinstance(status.get(key), kind) for key, kind in shapes
+    ):
+        return None
+    if not is_dns_label(status["volume"]):
+        return None
+    if not all(isinstance(name, str) for name in status["mounted"] + status["charged"]):
+        return None
+    return status
+
+
+def status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
+    value = _COMPACT_JSON.encode(status)
+    if pod.get("metadata") is None:
+        return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
+    if pod["metadata"].get("annotations") is None:
+        return patches.add("/metadata/annotations", {STATUS_ANNOTATION: value})
+    return patches.add(patches.pointer("metadata", "annotations", STATUS_ANNOTATION), value)
