@@ -5,14 +5,13 @@ Owns: `needs_renewal` (the serving certificate), `ca_needs_rotation` (the CA) an
 on, so `certs check` and the bootstrap log say why something happened.
 
 Pure: no file, network or cluster I/O, and the current time is a parameter (tests pin it). Must
-not import kubernetes, fastapi, uvicorn or anything in `webhook`; making certificates is
-`certs.generate`, writing them to the cluster is `certs.publish`.
+not import kubernetes, fastapi, uvicorn or anything in `webhook` but `webhook.checks`; making
+certificates is `certs.generate`, writing them to the cluster is `certs.publish`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,13 +19,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from webhook.checks import PEM_CERTIFICATE
+
 # Renewing once two thirds of the lifetime has passed leaves a third for retries: for the
 # default one-year certificate that is four months of failed CronJob runs before an outage.
 DEFAULT_RENEW_FRACTION = 2 / 3
-
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", flags=re.DOTALL
-)
 
 
 def needs_renewal(
@@ -166,9 +163,9 @@ def _subject(cert: x509.Certificate) -> str:
 def _readable(bundle_pem: bytes) -> list[x509.Certificate]:
     # Block by block, so one damaged entry (a hand edit) does not cost the CAs around it.
     readable: list[x509.Certificate] = []
-    for block in _PEM_CERTIFICATE.findall(bundle_pem):
+    for block in PEM_CERTIFICATE.finditer(bundle_pem):
         try:
-            readable.append(x509.load_pem_x509_certificate(block))
+            readable.append(x509.load_pem_x509_certificate(block.group(0)))
         except ValueError:
             continue
     return readable
