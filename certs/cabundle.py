@@ -7,7 +7,7 @@ is a parameter: this module never builds a client or reads credentials, and it r
 (`PublishError`, or the client's `ApiException` for what it cannot handle) instead of exiting.
 
 Must not import anything in `webhook`. Which CAs a bundle keeps is `certs.renewal`; the Secret
-holding the CA is `certs.publish`.
+holding the CA is `certs.publish`; how often to retry is `certs.retry`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-from certs.publish import ATTEMPTS, PublishError
+from certs.errors import PublishError
 from certs.renewal import bundle_after_rotation
-
-# The chart's hook Job may start before the configuration exists: poll with backoff.
-_FIRST_DELAY = 0.5
-_MAX_DELAY = 8.0
+from certs.retry import ATTEMPTS, wait_for
 
 
 def patch_ca_bundle(
@@ -79,17 +76,15 @@ def _wait_for_config(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
 ) -> V1MutatingWebhookConfiguration:
-    deadline = clock() + timeout
-    delay = _FIRST_DELAY
-    while (config := _read_config(admission, name=name)) is None:
-        remaining = deadline - clock()
-        if remaining <= 0:
-            raise PublishError(
-                f"MutatingWebhookConfiguration {name} still does not exist after {timeout:g}s; "
-                "check that the chart installed it under this name"
-            )
-        sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_DELAY)
+    # The chart's hook Job may start before the configuration exists.
+    config = wait_for(
+        lambda: _read_config(admission, name=name), timeout=timeout, sleep=sleep, clock=clock
+    )
+    if config is None:
+        raise PublishError(
+            f"MutatingWebhookConfiguration {name} still does not exist after {timeout:g}s; "
+            "check that the chart installed it under this name"
+        )
     return config
 
 

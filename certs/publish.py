@@ -6,7 +6,8 @@ create, or replace at the resourceVersion read, so concurrent bootstraps cannot 
 other) and `ensure_secret` (both, deciding again after a conflict, with a hook between decision
 and write where `certs bootstrap` publishes a new CA first). The kubernetes API object is a
 parameter: this module never builds a client or reads credentials, and it raises
-(`PublishError`, or the client's `ApiException` for what it cannot handle) instead of exiting.
+(`certs.errors.PublishError`, or the client's `ApiException` for what it cannot handle) instead
+of exiting.
 
 Must not import anything in `webhook`. What a certificate contains is `certs.generate`; when it
 must be replaced is `certs.renewal`; the caBundle that trusts the CA is `certs.cabundle`.
@@ -28,6 +29,7 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
+from certs.errors import PublishError
 from certs.files import CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE
 from certs.generate import (
     DEFAULT_CA_VALIDITY,
@@ -42,18 +44,12 @@ from certs.renewal import (
     ca_needs_rotation,
     needs_renewal,
 )
+from certs.retry import ATTEMPTS
 
 Action = Literal["created", "kept", "renewed", "rotated-ca"]
 
 SECRET_TYPE = "kubernetes.io/tls"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "shm-webhook-certs"}
-
-# Conflicts come from another bootstrap Job or CronJob run; a handful of re-reads settles them.
-ATTEMPTS = 5
-
-
-class PublishError(RuntimeError):
-    """The cluster did not end up in the wanted state; the message says what to check."""
 
 
 @dataclass(frozen=True, kw_only=True)

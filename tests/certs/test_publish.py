@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
 from certs.cabundle import patch_ca_bundle
+from certs.errors import PublishError
 from certs.generate import Bundle, dns_names, generate_bundle, issue_serving_cert
 from certs.publish import (
-    PublishError,
     SecretPlan,
     SecretResult,
     SecretSpec,
