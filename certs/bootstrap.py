@@ -1,14 +1,22 @@
-"""`shm-webhook certs bootstrap`: the serving Secret made valid and its CA trusted, in the one
-order that never fails an admission (SPEC §6).
+"""`shm-webhook certs bootstrap`: the serving Secret made valid and its CA trusted, and old or
+distrusted CAs forgotten, in the one order that never fails an admission (SPEC §6).
 
-Owns: `BootstrapOptions` (the command's options) and `bootstrap`, the whole sequence: decide
-the Secret; when it changes, trust its CA in the caBundle first (`certs.cabundle`), then write
-it (`certs.publish`); then publish the caBundle again. One line per step. With
-`skip_ca_bundle` (the chart's pre-install hook, before the configuration exists) the
-configuration is never read or waited for, and a CA is replaced only when unusable.
+Owns: `BootstrapOptions` (the command's options) and `bootstrap`, the whole sequence:
+
+1. decide the Secret; when it changes, trust its CA in the caBundle first (`certs.cabundle`),
+   then write it (`certs.publish`); then publish the caBundle again;
+2. forget: when a caBundle holds a CA other than the Secret's, ask every endpoint of the
+   webhook Service what it serves (`certs.endpoints`) and drop each CA `certs.trust` says
+   nothing may serve a certificate of any more;
+3. with `distrust_cas`: step 1 rotates away from a distrusted CA the Secret holds, and step 2
+   is repeated, with backoff, until no webhook trusts a distrusted CA (or the timeout).
+
+One line per step. With `skip_ca_bundle` (the chart's pre-install hook, before the
+configuration exists) only step 1's Secret half runs, and a CA is replaced only when unusable.
 
 Raises `certs.errors.BadInput` for an option that cannot be used and `certs.errors.Failed` when
-the cluster refuses; never exits. Must not import anything in `webhook` but `webhook.checks`.
+the cluster refuses or a distrusted CA is still served at the deadline; never exits. Must not
+import anything in `webhook` but `webhook.checks`.
 """
 
 from __future__ import annotations
@@ -16,17 +24,31 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TextIO
 
 from kubernetes import client
 
-from certs.cabundle import patch_ca_bundle
+from certs.cabundle import patch_ca_bundle, read_trusted, rewrite_ca_bundles
 from certs.cluster import api_client, refusals_as_failures
-from certs.errors import BadInput, say
+from certs.endpoints import serving_answers
+from certs.errors import BadInput, Failed, say
 from certs.generate import KeyType, dns_names
 from certs.publish import SecretPlan, SecretResult, SecretSpec, ensure_secret
+from certs.renewal import is_ca, subject
+from certs.retry import Clock, wait_for
+from certs.trust import (
+    SETTLE,
+    Verdict,
+    bundle_after_serving,
+    ca_since,
+    cas_of,
+    fingerprint,
+    parse_fingerprint,
+)
+
+_NEW_CA = ("created", "rotated-ca")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +64,8 @@ class BootstrapOptions:
     skip_ca_bundle: bool = False
     kubeconfig: Path | None = None
     timeout: float = 120.0
+    # SHA-256 fingerprints of CAs, or files holding them.
+    distrust_cas: Sequence[str] = ()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Self:
@@ -49,17 +73,23 @@ class BootstrapOptions:
         return cls(**{field.name: values[field.name] for field in fields(cls)})
 
 
-def bootstrap(options: BootstrapOptions, *, out: TextIO) -> None:
+def bootstrap(options: BootstrapOptions, *, out: TextIO, clock: Clock | None = None) -> None:
     """Make the serving Secret valid and, unless `skip_ca_bundle`, its CA trusted by every
-    webhook of the configuration; one line per step on `out`.
+    webhook of the configuration and every CA nothing may serve any more forgotten; one line
+    per step on `out`.
 
     A new CA is published before the Secret holding it is written, so the kube-apiserver
-    trusts it before any pod can serve a certificate it signed.
+    trusts it before any pod can serve a certificate it signed; an old one is dropped only
+    once no pod may serve a certificate it signed.
     """
+    clock = clock or Clock()
     try:
         dns_names(service=options.service, namespace=options.namespace, extra=options.extra_names)
     except ValueError as error:
         raise BadInput(str(error)) from None
+    distrusted = _distrusted(options.distrust_cas)
+    if distrusted and options.skip_ca_bundle:
+        raise BadInput("--distrust-ca needs the caBundle republished; drop --skip-ca-bundle")
     spec = SecretSpec(
         namespace=options.namespace,
         name=options.secret,
@@ -67,13 +97,30 @@ def bootstrap(options: BootstrapOptions, *, out: TextIO) -> None:
         extra_names=tuple(options.extra_names),
         key_type=options.key_type,
         rotate_due_ca=not options.skip_ca_bundle,
+        distrusted=distrusted,
     )
-    now = datetime.now(UTC)
+    now = clock.now()
     with api_client(options.kubeconfig) as api, refusals_as_failures():
         if options.skip_ca_bundle:
             _secret_only(client.CoreV1Api(api), spec, options=options, now=now, out=out)
+            return
+        result = _secret_and_bundle(api, spec, options=options, now=now, clock=clock, out=out)
+        written_at = clock.now() if result.action in _NEW_CA else None
+        since = ca_since(result.ca_bundle_pem, written_at=written_at)
+        forget = functools.partial(
+            _forget,
+            api,
+            options=options,
+            ca_pem=result.ca_bundle_pem,
+            since=since,
+            clock=clock,
+            out=out,
+        )
+        if distrusted:
+            _distrust(forget, distrusted=distrusted, options=options, since=since, clock=clock)
+            say(f"{_bundle_label(options)}: trusts no distrusted CA", out=out)
         else:
-            _secret_and_bundle(api, spec, options=options, now=now, out=out)
+            forget(said={})
 
 
 def _secret_only(
@@ -104,8 +151,9 @@ def _secret_and_bundle(
     *,
     options: BootstrapOptions,
     now: datetime,
+    clock: Clock,
     out: TextIO,
-) -> None:
+) -> SecretResult:
     label = _bundle_label(options)
     publish = functools.partial(
         patch_ca_bundle,
@@ -113,6 +161,8 @@ def _secret_and_bundle(
         webhook_config=options.webhook_config,
         now=now,
         timeout=options.timeout,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
     )
 
     def trust_first(plan: SecretPlan) -> None:
@@ -126,6 +176,115 @@ def _secret_and_bundle(
     # finally kept may be another writer's.
     changed = publish(ca_bundle_pem=result.ca_bundle_pem)
     say(f"{label}: patched {_webhooks(changed)}" if changed else f"{label}: up to date", out=out)
+    return result
+
+
+def _forget(
+    api: client.ApiClient,
+    *,
+    options: BootstrapOptions,
+    ca_pem: bytes,
+    since: datetime,
+    clock: Clock,
+    said: dict[str, str],
+    out: TextIO,
+) -> list[Verdict]:
+    """Drop from every caBundle the CAs other than `ca_pem` that nothing may serve a
+    certificate of any more; the verdict on each. `said` keeps a verdict from being repeated."""
+    admission = client.AdmissionregistrationV1Api(api)
+    label = _bundle_label(options)
+    trusted = read_trusted(
+        admission,
+        webhook_config=options.webhook_config,
+        service=options.service,
+        namespace=options.namespace,
+        timeout=options.timeout,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
+    own = cas_of(ca_pem)
+    if all(ca in own for bundle in trusted.bundles for ca in cas_of(bundle)):
+        return []  # nothing to forget: no endpoint need be asked
+    answers = serving_answers(
+        api, namespace=options.namespace, service=options.service, ports=trusted.ports
+    )
+    now = clock.now()
+    verdicts: dict[str, Verdict] = {}
+
+    def wanted(current: bytes) -> bytes:
+        bundle, found = bundle_after_serving(
+            current_bundle_pem=current, ca_pem=ca_pem, answers=answers, since=since, now=now
+        )
+        verdicts.update((fingerprint(verdict.ca), verdict) for verdict in found)
+        return bundle
+
+    changed = rewrite_ca_bundles(
+        admission,
+        webhook_config=options.webhook_config,
+        wanted=wanted,
+        timeout=options.timeout,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
+    for key, verdict in verdicts.items():
+        if said.get(key) != (line := f"{label}: {verdict}"):
+            say(line, out=out)
+            said[key] = line
+    if changed:
+        say(f"{label}: patched {_webhooks(changed)} to forget what nothing serves", out=out)
+    return list(verdicts.values())
+
+
+def _distrust(
+    forget: functools.partial[list[Verdict]],
+    *,
+    distrusted: frozenset[str],
+    options: BootstrapOptions,
+    since: datetime,
+    clock: Clock,
+) -> None:
+    """Forget again, with backoff, until no webhook trusts a distrusted CA; Failed when one is
+    still trusted `options.timeout` seconds after the pods may all have their new files."""
+    said: dict[str, str] = {}
+    left: list[Verdict] = []
+
+    def gone() -> bool | None:
+        nonlocal left
+        left = [v for v in forget(said=said) if v.kept and fingerprint(v.ca) in distrusted]
+        return None if left else True
+
+    settling = max(0.0, (since + SETTLE - clock.now()).total_seconds())
+    timeout = settling + options.timeout
+    if wait_for(gone, timeout=timeout, sleep=clock.sleep, clock=clock.monotonic) is None:
+        raise Failed(
+            f"{_bundle_label(options)} still trusts a distrusted CA after {timeout:.0f}s: "
+            f"{left[0]}; once that is fixed, run the same command again"
+        )
+
+
+def _distrusted(values: Sequence[str]) -> frozenset[str]:
+    """The fingerprints `--distrust-ca` names: each value a fingerprint or a PEM file of CAs."""
+    found: set[str] = set()
+    for value in values:
+        if (digits := parse_fingerprint(value)) is not None:
+            found.add(digits)
+            continue
+        try:
+            cas = cas_of(Path(value).read_bytes())
+        except OSError as error:
+            raise BadInput(
+                f"--distrust-ca {value!r} is neither a SHA-256 fingerprint (64 hex digits, "
+                f"colons allowed) nor a readable file: {error.strerror}"
+            ) from None
+        if not cas:
+            raise BadInput(f"--distrust-ca {value} holds no PEM certificate")
+        if not_ca := next((cert for cert in cas if not is_ca(cert)), None):
+            raise BadInput(
+                f"--distrust-ca {value} holds {subject(not_ca)}, which is not a CA; give the CA "
+                "that signed it (the ca.crt of the Secret it came from)"
+            )
+        found.update(fingerprint(ca) for ca in cas)
+    return frozenset(found)
 
 
 def _say_secret(result: SecretResult, *, spec: SecretSpec, out: TextIO) -> None:
