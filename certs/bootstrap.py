@@ -21,12 +21,13 @@ import anything in `webhook` but `webhook.checks`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self, TextIO
+from typing import Any, Self, TextIO, TypedDict
 
 from kubernetes import client
 
@@ -83,6 +84,30 @@ def bootstrap(options: BootstrapOptions, *, out: TextIO, clock: Clock | None = N
     once no pod may serve a certificate it signed.
     """
     clock = clock or Clock()
+    spec = _spec(options)
+    now = clock.now()
+    with api_client(options.kubeconfig) as api, refusals_as_failures():
+        if options.skip_ca_bundle:
+            _secret_only(client.CoreV1Api(api), spec, options=options, now=now, out=out)
+            return
+        result = _secret_and_bundle(api, spec, options=options, now=now, clock=clock, out=out)
+        written_at = clock.now() if result.action in _NEW_CA else None
+        forgetting = _Forgetting(
+            api=api,
+            options=options,
+            ca_pem=result.ca_bundle_pem,
+            since=ca_since(result.ca_bundle_pem, written_at=written_at),
+            clock=clock,
+            out=out,
+        )
+        if spec.distrusted:
+            forgetting.until_gone(spec.distrusted)
+        else:
+            forgetting.once()
+
+
+def _spec(options: BootstrapOptions) -> SecretSpec:
+    """The Secret the options want; BadInput when they cannot be used."""
     try:
         dns_names(service=options.service, namespace=options.namespace, extra=options.extra_names)
     except ValueError as error:
@@ -90,7 +115,7 @@ def bootstrap(options: BootstrapOptions, *, out: TextIO, clock: Clock | None = N
     distrusted = _distrusted(options.distrust_cas)
     if distrusted and options.skip_ca_bundle:
         raise BadInput("--distrust-ca needs the caBundle republished; drop --skip-ca-bundle")
-    spec = SecretSpec(
+    return SecretSpec(
         namespace=options.namespace,
         name=options.secret,
         service=options.service,
@@ -99,28 +124,6 @@ def bootstrap(options: BootstrapOptions, *, out: TextIO, clock: Clock | None = N
         rotate_due_ca=not options.skip_ca_bundle,
         distrusted=distrusted,
     )
-    now = clock.now()
-    with api_client(options.kubeconfig) as api, refusals_as_failures():
-        if options.skip_ca_bundle:
-            _secret_only(client.CoreV1Api(api), spec, options=options, now=now, out=out)
-            return
-        result = _secret_and_bundle(api, spec, options=options, now=now, clock=clock, out=out)
-        written_at = clock.now() if result.action in _NEW_CA else None
-        since = ca_since(result.ca_bundle_pem, written_at=written_at)
-        forget = functools.partial(
-            _forget,
-            api,
-            options=options,
-            ca_pem=result.ca_bundle_pem,
-            since=since,
-            clock=clock,
-            out=out,
-        )
-        if distrusted:
-            _distrust(forget, distrusted=distrusted, options=options, since=since, clock=clock)
-            say(f"{_bundle_label(options)}: trusts no distrusted CA", out=out)
-        else:
-            forget(said={})
 
 
 def _secret_only(
@@ -179,87 +182,107 @@ def _secret_and_bundle(
     return result
 
 
-def _forget(
-    api: client.ApiClient,
-    *,
-    options: BootstrapOptions,
-    ca_pem: bytes,
-    since: datetime,
-    clock: Clock,
-    said: dict[str, str],
-    out: TextIO,
-) -> list[Verdict]:
-    """Drop from every caBundle the CAs other than `ca_pem` that nothing may serve a
-    certificate of any more; the verdict on each. `said` keeps a verdict from being repeated."""
-    admission = client.AdmissionregistrationV1Api(api)
-    label = _bundle_label(options)
-    trusted = read_trusted(
-        admission,
-        webhook_config=options.webhook_config,
-        service=options.service,
-        namespace=options.namespace,
-        timeout=options.timeout,
-        sleep=clock.sleep,
-        clock=clock.monotonic,
-    )
-    own = cas_of(ca_pem)
-    if all(ca in own for bundle in trusted.bundles for ca in cas_of(bundle)):
-        return []  # nothing to forget: no endpoint need be asked
-    answers = serving_answers(
-        api, namespace=options.namespace, service=options.service, ports=trusted.ports
-    )
-    now = clock.now()
-    verdicts: dict[str, Verdict] = {}
+@dataclass
+class _Forgetting:
+    """Step 2 of the sequence, once the Secret holds `ca_pem` (since `since`)."""
 
-    def wanted(current: bytes) -> bytes:
-        bundle, found = bundle_after_serving(
-            current_bundle_pem=current, ca_pem=ca_pem, answers=answers, since=since, now=now
+    api: client.ApiClient
+    options: BootstrapOptions
+    ca_pem: bytes
+    since: datetime
+    clock: Clock
+    out: TextIO
+    # The last line said about each CA (by fingerprint), so a retry repeats none.
+    said: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def once(self) -> list[Verdict]:
+        """Drop from every caBundle the CAs other than `ca_pem` that nothing may serve a
+        certificate of any more; the verdict on each."""
+        admission = client.AdmissionregistrationV1Api(self.api)
+        waits = self._waits()
+        trusted = read_trusted(
+            admission,
+            webhook_config=self.options.webhook_config,
+            service=self.options.service,
+            namespace=self.options.namespace,
+            **waits,
         )
-        verdicts.update((fingerprint(verdict.ca), verdict) for verdict in found)
-        return bundle
+        own = cas_of(self.ca_pem)
+        if all(ca in own for bundle in trusted.bundles for ca in cas_of(bundle)):
+            return []  # nothing to forget: no endpoint need be asked
+        answers = serving_answers(
+            self.api,
+            namespace=self.options.namespace,
+            service=self.options.service,
+            ports=trusted.ports,
+        )
+        decide = functools.partial(
+            bundle_after_serving,
+            ca_pem=self.ca_pem,
+            answers=answers,
+            since=self.since,
+            now=self.clock.now(),
+        )
+        verdicts: dict[str, Verdict] = {}
 
-    changed = rewrite_ca_bundles(
-        admission,
-        webhook_config=options.webhook_config,
-        wanted=wanted,
-        timeout=options.timeout,
-        sleep=clock.sleep,
-        clock=clock.monotonic,
-    )
-    for key, verdict in verdicts.items():
-        if said.get(key) != (line := f"{label}: {verdict}"):
-            say(line, out=out)
-            said[key] = line
-    if changed:
-        say(f"{label}: patched {_webhooks(changed)} to forget what nothing serves", out=out)
-    return list(verdicts.values())
+        def wanted(current: bytes) -> bytes:
+            bundle, found = decide(current_bundle_pem=current)
+            verdicts.update((fingerprint(verdict.ca), verdict) for verdict in found)
+            return bundle
 
+        webhook_config = self.options.webhook_config
+        changed = rewrite_ca_bundles(
+            admission, webhook_config=webhook_config, wanted=wanted, **waits
+        )
+        self._say(verdicts, changed=changed)
+        return list(verdicts.values())
 
-def _distrust(
-    forget: functools.partial[list[Verdict]],
-    *,
-    distrusted: frozenset[str],
-    options: BootstrapOptions,
-    since: datetime,
-    clock: Clock,
-) -> None:
-    """Forget again, with backoff, until no webhook trusts a distrusted CA; Failed when one is
-    still trusted `options.timeout` seconds after the pods may all have their new files."""
-    said: dict[str, str] = {}
-    left: list[Verdict] = []
+    def until_gone(self, distrusted: frozenset[str]) -> None:
+        """`once` again, with backoff, until no webhook trusts a `distrusted` CA; Failed when one
+        is still trusted `timeout` seconds after the pods may all have their new files."""
+        left: list[Verdict] = []
 
-    def gone() -> bool | None:
-        nonlocal left
-        left = [v for v in forget(said=said) if v.kept and fingerprint(v.ca) in distrusted]
-        return None if left else True
+        def gone() -> bool | None:
+            nonlocal left
+            left = [v for v in self.once() if v.kept and fingerprint(v.ca) in distrusted]
+            return None if left else True
 
-    settling = max(0.0, (since + SETTLE - clock.now()).total_seconds())
-    timeout = settling + options.timeout
-    if wait_for(gone, timeout=timeout, sleep=clock.sleep, clock=clock.monotonic) is None:
+        settling = max(0.0, (self.since + SETTLE - self.clock.now()).total_seconds())
+        timeout = settling + self.options.timeout
+        label = _bundle_label(self.options)
+        if wait_for(gone, timeout=timeout, sleep=self.clock.sleep, clock=self.clock.monotonic):
+            say(f"{label}: trusts no distrusted CA", out=self.out)
+            return
         raise Failed(
-            f"{_bundle_label(options)} still trusts a distrusted CA after {timeout:.0f}s: "
-            f"{left[0]}; once that is fixed, run the same command again"
+            f"{label} still trusts a distrusted CA after {timeout:.0f}s: {left[0]}; once that is "
+            "fixed, run the same command again"
         )
+
+    def _waits(self) -> _Waits:
+        return {
+            "timeout": self.options.timeout,
+            "sleep": self.clock.sleep,
+            "clock": self.clock.monotonic,
+        }
+
+    def _say(self, verdicts: Mapping[str, Verdict], *, changed: int) -> None:
+        label = _bundle_label(self.options)
+        for key, verdict in verdicts.items():
+            if self.said.get(key) != (line := f"{label}: {verdict}"):
+                say(line, out=self.out)
+                self.said[key] = line
+        if changed:
+            say(
+                f"{label}: patched {_webhooks(changed)} to forget what nothing serves", out=self.out
+            )
+
+
+class _Waits(TypedDict):
+    """How the caBundle calls wait for the configuration to exist."""
+
+    timeout: float
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
 
 
 def _distrusted(values: Sequence[str]) -> frozenset[str]:
