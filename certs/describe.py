@@ -1,10 +1,11 @@
 """What `certs check` says about a certificate, and fetching the one an endpoint serves.
 
-Owns: `describe` (the `key: value` report of a certificate and whether it is good for more than
-a threshold; the current time is a parameter), `load_certificate` (the first certificate of a
-PEM text), `parse_endpoint` (HOST:PORT) and `fetch_served` (the certificate an endpoint serves
-over TLS, verified against a CA file when one is given, fetched unverified otherwise or when
-verification fails, so it can still be reported).
+Owns: `describe` (the `key: value` report of a certificate, its SHA-256 fingerprint included,
+and whether it is good for more than a threshold; the current time is a parameter),
+`load_certificate` (the first certificate of a PEM text), `parse_endpoint` (HOST:PORT) and
+`fetch_served` (the certificate an endpoint serves over TLS, verified against a CA file when one
+is given, fetched unverified otherwise or when verification fails, so it can still be
+reported).
 
 Raises ValueError for unreadable input and OSError when an endpoint cannot be reached; never
 exits. Must not import kubernetes or anything in `webhook`.
@@ -20,6 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+
+from certs.trust import fingerprint
 
 _DAY = timedelta(days=1)
 
@@ -52,6 +55,8 @@ def describe(
         ("sans", ", ".join(_sans(cert)) or "(none)"),
         ("issuer", cert.issuer.rfc4514_string() or "(empty)"),
         ("serial", f"{cert.serial_number:x}"),
+        # What `certs bootstrap --distrust-ca` takes, and what its log names CAs by.
+        ("sha256", fingerprint(cert)),
         ("notBefore", not_before.isoformat()),
         ("notAfter", not_after.isoformat()),
         # Whole days still ahead: 0 on the last day, negative once expired.

@@ -5,14 +5,13 @@ Owns: the names a serving certificate carries (`dns_names`), a fresh CA plus ser
 renewal). Key pairs, extensions and validity windows are decided here and nowhere else.
 
 Pure: no file, network or cluster I/O, and the current time is a parameter (tests pin it). Must
-not import kubernetes, fastapi, uvicorn or anything in `webhook`; writing the result to disk is
-`certs.files`.
+not import kubernetes, fastapi, uvicorn or anything in `webhook` but the shared name checks of
+`webhook.checks`; writing the result to disk is `certs.files`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.checks import is_dns_label, is_dns_name
+
 KeyType = Literal["ecdsa", "rsa"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -31,7 +32,6 @@ DEFAULT_CA_VALIDITY = timedelta(days=5 * 365)
 # Backdating notBefore lets a peer whose clock runs a little behind ours accept a fresh cert.
 CLOCK_SKEW = timedelta(minutes=5)
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_FORM = (
     "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or "
     "digit (e.g. shm-webhook)"
@@ -246,7 +246,7 @@ def _general_name(name: str, *, field: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         pass
-    if len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
+    if is_dns_name(name):
         return x509.DNSName(name)
     raise ValueError(
         f"{field} {name!r} is neither a DNS name nor an IP address; write a lowercase DNS-1123 "
@@ -255,7 +255,7 @@ def _general_name(name: str, *, field: str) -> x509.GeneralName:
 
 
 def _check_label(field: str, value: str) -> None:
-    if not _DNS_LABEL.fullmatch(value):
+    if not is_dns_label(value):
         raise ValueError(f"{field} {value!r} is not a DNS-1123 label; {_LABEL_FORM}")
 
 

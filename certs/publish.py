@@ -6,7 +6,8 @@ create, or replace at the resourceVersion read, so concurrent bootstraps cannot 
 other) and `ensure_secret` (both, deciding again after a conflict, with a hook between decision
 and write where `certs bootstrap` publishes a new CA first). The kubernetes API object is a
 parameter: this module never builds a client or reads credentials, and it raises
-(`PublishError`, or the client's `ApiException` for what it cannot handle) instead of exiting.
+(`certs.errors.PublishError`, or the client's `ApiException` for what it cannot handle) instead
+of exiting.
 
 Must not import anything in `webhook`. What a certificate contains is `certs.generate`; when it
 must be replaced is `certs.renewal`; the caBundle that trusts the CA is `certs.cabundle`.
@@ -28,6 +29,7 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
+from certs.errors import PublishError
 from certs.files import CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE
 from certs.generate import (
     DEFAULT_CA_VALIDITY,
@@ -42,18 +44,13 @@ from certs.renewal import (
     ca_needs_rotation,
     needs_renewal,
 )
+from certs.retry import ATTEMPTS
+from certs.trust import ca_name, cas_of, fingerprint
 
 Action = Literal["created", "kept", "renewed", "rotated-ca"]
 
 SECRET_TYPE = "kubernetes.io/tls"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "shm-webhook-certs"}
-
-# Conflicts come from another bootstrap Job or CronJob run; a handful of re-reads settles them.
-ATTEMPTS = 5
-
-
-class PublishError(RuntimeError):
-    """The cluster did not end up in the wanted state; the message says what to check."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +69,9 @@ class SecretSpec:
     # hook): a CA that is due but still trusted is then kept, since a new one would be served
     # before the kube-apiserver trusts it; only an unusable CA is replaced.
     rotate_due_ca: bool = True
+    # SHA-256 fingerprints (`certs.trust.fingerprint`) of CAs nobody may trust any more: a
+    # Secret holding one gets a new CA at once, so the caBundle must be republished in the run.
+    distrusted: frozenset[str] = frozenset()
 
     def dns_names(self) -> list[str]:
         return service_dns_names(
@@ -109,7 +109,7 @@ def decide_secret(core: CoreV1Api, spec: SecretSpec, *, now: datetime) -> Secret
     """Read the Secret and decide what it should hold at `now`; no write.
 
     Missing: create it. Valid: keep it. Serving certificate due: re-issue it from the same CA.
-    CA due (see `SecretSpec.rotate_due_ca`) or unusable: a new CA and certificate.
+    CA due (see `SecretSpec.rotate_due_ca`), unusable or distrusted: a new CA and certificate.
     """
     secret = _read_secret(core, namespace=spec.namespace, name=spec.name)
     if secret is None:
@@ -191,6 +191,8 @@ def _decide(
 ) -> tuple[Action, str, dict[str, bytes]]:
     """(action, reason, the files the Secret should hold) for a Secret holding `files`."""
     ca_pem = files.get(CA_CERT_FILE, b"")
+    if distrusted := _distrusted(ca_pem, spec.distrusted):
+        return "rotated-ca", f"the CA {distrusted} is distrusted", _fresh(spec, now=now)
     rotate, why = ca_needs_rotation(ca_pem, now=now, renew_fraction=spec.renew_fraction)
     postponed = ""
     if rotate:
@@ -223,6 +225,11 @@ def _decide(
         # A Secret made elsewhere (e.g. `certs generate` + kubectl) has no ca.key.
         return "rotated-ca", f"{why}; the CA cannot sign a new one: {error}", _fresh(spec, now=now)
     return "renewed", why + postponed, {**files, CERT_FILE: cert_pem, KEY_FILE: key_pem}
+
+
+def _distrusted(ca_pem: bytes, distrusted: frozenset[str]) -> str:
+    """The name of the first CA of `ca_pem` that is distrusted, or ""."""
+    return next((ca_name(ca) for ca in cas_of(ca_pem) if fingerprint(ca) in distrusted), "")
 
 
 def _read_secret(core: CoreV1Api, *, namespace: str, name: str) -> V1Secret | None:

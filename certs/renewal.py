@@ -1,18 +1,19 @@
-"""When a serving certificate or its CA must be replaced, and which CAs the caBundle keeps.
+"""When a serving certificate or its CA must be replaced.
 
-Owns: `needs_renewal` (the serving certificate), `ca_needs_rotation` (the CA) and
-`bundle_after_rotation` (the caBundle to publish). Each answers with a reason a person can act
-on, so `certs check` and the bootstrap log say why something happened.
+Owns: `needs_renewal` (the serving certificate) and `ca_needs_rotation` (the CA), each
+answering with a reason a person can act on, so `certs check` and the bootstrap log say why
+something happened; and the certificate facts both use and `certs.trust` shares: `issued_by`,
+`subject`, `is_ca`, `check_now`.
 
 Pure: no file, network or cluster I/O, and the current time is a parameter (tests pin it). Must
 not import kubernetes, fastapi, uvicorn or anything in `webhook`; making certificates is
-`certs.generate`, writing them to the cluster is `certs.publish`.
+`certs.generate`, which CAs the caBundle holds is `certs.trust`, writing them to the cluster is
+`certs.publish`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -23,10 +24,6 @@ from cryptography.hazmat.primitives import serialization
 # Renewing once two thirds of the lifetime has passed leaves a third for retries: for the
 # default one-year certificate that is four months of failed CronJob runs before an outage.
 DEFAULT_RENEW_FRACTION = 2 / 3
-
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", flags=re.DOTALL
-)
 
 
 def needs_renewal(
@@ -59,8 +56,8 @@ def needs_renewal(
         return True, "the CA (ca.crt) is not a PEM certificate"
     if due := _time_due(cert, label="the certificate", now=now, renew_fraction=renew_fraction):
         return True, due
-    if not any(_issued_by(cert, ca) for ca in cas):
-        return True, f"the certificate was not signed by the CA {_subject(cas[0])}"
+    if not any(issued_by(cert, ca) for ca in cas):
+        return True, f"the certificate was not signed by the CA {subject(cas[0])}"
     if key.public_key() != cert.public_key():
         return True, "the key (tls.key) does not belong to the certificate (tls.crt)"
     if missing := [name for name in dns_names if not _names(cert, name)]:
@@ -77,29 +74,11 @@ def ca_needs_rotation(
         ca = x509.load_pem_x509_certificate(ca_pem)
     except ValueError:
         return True, "the CA (ca.crt) is not a PEM certificate"
-    if not _is_ca(ca):
-        return True, f"{_subject(ca)} is not a CA certificate (basicConstraints CA:FALSE)"
+    if not is_ca(ca):
+        return True, f"{subject(ca)} is not a CA certificate (basicConstraints CA:FALSE)"
     if due := _time_due(ca, label="the CA", now=now, renew_fraction=renew_fraction):
         return True, due
     return False, _valid_until(ca, renew_fraction=renew_fraction)
-
-
-def bundle_after_rotation(*, current_bundle_pem: bytes, new_ca_pem: bytes, now: datetime) -> bytes:
-    """The caBundle to publish: `new_ca_pem`, then each other CA of the current bundle not yet
-    expired at `now`, each once.
-
-    Keeping the old CA until it expires lets the kube-apiserver trust both the serving
-    certificate still in the pods and the one they are about to load. An unreadable entry of
-    the current bundle is dropped; an unreadable `new_ca_pem` raises ValueError.
-    """
-    _check_arguments(now=now, renew_fraction=DEFAULT_RENEW_FRACTION)
-    try:
-        new = x509.load_pem_x509_certificates(new_ca_pem)
-    except ValueError as error:
-        raise ValueError(f"new_ca_pem is not a PEM certificate: {error}") from None
-    kept = [ca for ca in _readable(current_bundle_pem) if ca.not_valid_after_utc > now]
-    unique = {ca.public_bytes(serialization.Encoding.DER): ca for ca in [*new, *kept]}
-    return b"".join(ca.public_bytes(serialization.Encoding.PEM) for ca in unique.values())
 
 
 def _time_due(
@@ -132,7 +111,8 @@ def _valid_until(cert: x509.Certificate, *, renew_fraction: float) -> str:
     )
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Whether `ca` signed `cert` (its issuer name matches and the signature verifies)."""
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
@@ -152,31 +132,27 @@ def _names(cert: x509.Certificate, name: str) -> bool:
         return name.lower() in (dns.lower() for dns in san.get_values_for_type(x509.DNSName))
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def is_ca(cert: x509.Certificate) -> bool:
+    """Whether basicConstraints says CA:TRUE."""
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
 
 
-def _subject(cert: x509.Certificate) -> str:
+def subject(cert: x509.Certificate) -> str:
+    """The subject as an RFC 4514 string, or a note that it is empty."""
     return cert.subject.rfc4514_string() or "(empty subject)"
 
 
-def _readable(bundle_pem: bytes) -> list[x509.Certificate]:
-    # Block by block, so one damaged entry (a hand edit) does not cost the CAs around it.
-    readable: list[x509.Certificate] = []
-    for block in _PEM_CERTIFICATE.findall(bundle_pem):
-        try:
-            readable.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
-            continue
-    return readable
-
-
-def _check_arguments(*, now: datetime, renew_fraction: float) -> None:
+def check_now(now: datetime) -> None:
+    """ValueError unless `now` is timezone-aware."""
     # A naive datetime would compare as an error against cryptography's aware UTC times.
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware, e.g. datetime.now(timezone.utc)")
+
+
+def _check_arguments(*, now: datetime, renew_fraction: float) -> None:
+    check_now(now)
     if not 0 < renew_fraction <= 1:
         raise ValueError(f"renew_fraction must be in (0, 1], got {renew_fraction}; e.g. 2/3")

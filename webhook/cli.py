@@ -128,7 +128,18 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=120.0,
         metavar="SECONDS",
-        help="seconds to wait for the webhook configuration to exist (default 120)",
+        help="seconds to wait for the webhook configuration to exist and, with --distrust-ca, "
+        "for every endpoint to serve the new certificate once the pods may have it (default 120)",
+    )
+    bootstrap.add_argument(
+        "--distrust-ca",
+        action="append",
+        default=[],
+        dest="distrust_cas",
+        metavar="SHA256|FILE",
+        help="stop trusting this CA (its SHA-256 fingerprint, or a PEM file of it): a new CA if "
+        "the Secret holds it, then, once every endpoint serves the new certificate, a caBundle "
+        "without it (docs/runbook-key-leak.md)",
     )
     bootstrap.set_defaults(run=subcommands.certs_bootstrap)
 

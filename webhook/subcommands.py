@@ -86,27 +86,27 @@ def certs_generate(args: argparse.Namespace) -> int:
 
 
 def certs_bootstrap(args: argparse.Namespace) -> int:
-    from certs import commands  # the Kubernetes client only for this subcommand
+    from certs.bootstrap import BootstrapOptions, bootstrap  # the Kubernetes client only here
 
-    options = commands.BootstrapOptions.from_values(vars(args))
+    options = BootstrapOptions.from_values(vars(args))
 
     def run() -> bool:
-        commands.bootstrap(options, out=sys.stdout)
+        bootstrap(options, out=sys.stdout)
         return True
 
     return _certs_outcome(run)
 
 
 def certs_check(args: argparse.Namespace) -> int:
-    from certs import commands
+    from certs.check import CheckOptions, check
 
-    options = commands.CheckOptions.from_values(vars(args))
-    return _certs_outcome(lambda: commands.check(options, out=sys.stdout))
+    options = CheckOptions.from_values(vars(args))
+    return _certs_outcome(lambda: check(options, out=sys.stdout))
 
 
 def _certs_outcome(command: Callable[[], bool]) -> int:
     """0 when the command succeeds, 1 when it fails or finds a problem, 2 for bad input."""
-    from certs.commands import BadInput, Failed
+    from certs.errors import BadInput, Failed
 
     try:
         return 0 if command() else 1

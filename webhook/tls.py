@@ -18,11 +18,12 @@ import asyncio
 import base64
 import logging
 import os
-import re
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from webhook.checks import PEM_CERTIFICATE
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ DEVELOPMENT_EXTRA_NAMES = ("localhost", "127.0.0.1", "::1")
 # (st_ino, st_mtime_ns, st_size) of the certificate and of the key.
 _Signature = tuple[tuple[int, int, int], tuple[int, int, int]]
 
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n(.+?)-----END CERTIFICATE-----", re.DOTALL
-)
 _SEQUENCE = 0x30  # the DER tag of an ASN.1 SEQUENCE
 # The PKCS#8 and the traditional OpenSSL forms of a passphrase-protected key.
 _ENCRYPTED_KEY_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
@@ -56,7 +54,7 @@ def certificate_not_after(cert_pem_or_path: bytes | Path) -> datetime:
     """The notAfter (UTC) of the first certificate in PEM bytes or a PEM file."""
     if isinstance(cert_pem_or_path, Path):
         cert_pem_or_path = cert_pem_or_path.read_bytes()
-    found = _PEM_CERTIFICATE.search(cert_pem_or_path)
+    found = PEM_CERTIFICATE.search(cert_pem_or_path)
     if found is None:
         raise ValueError("no PEM certificate found")
     try:

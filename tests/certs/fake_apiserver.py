@@ -1,11 +1,14 @@
-"""A fake kube-apiserver, over plain HTTP on 127.0.0.1, for the calls `certs.publish` and
-`certs.cabundle` make.
+"""A fake kube-apiserver, over plain HTTP on 127.0.0.1, for the calls `certs.publish`,
+`certs.cabundle` and `certs.endpoints` make.
 
 Tests drive it through the real `kubernetes` client, so the paths, verbs, content types and
 status codes the client produces are what is checked. Served:
 
 - `/api/v1/namespaces/{ns}/secrets` POST, `/api/v1/namespaces/{ns}/secrets/{name}` GET, PUT
 - `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}` GET, PATCH
+- `/api/v1/namespaces/{ns}/services/{name}` GET
+- `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` GET (a LIST; `labelSelector` of
+  `key=value` terms only)
 
 `before` hooks act as a concurrent writer, and one that raises `ApiError` (see `fail`) answers
 the request with that `Status` instead, as an RBAC denial or an admission plugin would.
@@ -19,10 +22,10 @@ create; a Secret's type is immutable and a `kubernetes.io/tls` one needs `tls.cr
 `tls.key`; Secret data must be base64; PATCH takes `application/json-patch+json` (RFC 6902,
 `test` ops included) and answers a failed op with 422, as the apiserver's JSON patcher does.
 
-Not mirrored: authentication and RBAC, LIST and WATCH, DELETE, merge and strategic-merge
-patches (415 here, accepted by the real one), stringData, defaulting, managedFields, schema
-validation beyond the checks above, and the apiserver's internal retry of a PATCH on conflict
-(a single in-process store cannot conflict with itself).
+Not mirrored: authentication and RBAC, LIST other than of EndpointSlices, WATCH, DELETE, merge
+and strategic-merge patches (415 here, accepted by the real one), stringData, defaulting,
+managedFields, schema validation beyond the checks above, and the apiserver's internal retry of
+a PATCH on conflict (a single in-process store cannot conflict with itself).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import json
 import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +50,7 @@ import jsonpatch
 
 JSON_PATCH = "application/json-patch+json"
 CONFIG_GROUP = "admissionregistration.k8s.io"
+DISCOVERY_GROUP = "discovery.k8s.io"
 
 Object = dict[str, Any]
 
@@ -59,6 +65,82 @@ def secret_path(namespace: str, name: str) -> str:
 
 def config_path(name: str) -> str:
     return f"/apis/{CONFIG_GROUP}/v1/mutatingwebhookconfigurations/{name}"
+
+
+def service_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/services/{name}"
+
+
+def endpoint_slices_path(namespace: str) -> str:
+    return f"/apis/{DISCOVERY_GROUP}/v1/namespaces/{namespace}/endpointslices"
+
+
+def service(name: str, *, namespace: str, ports: Mapping[str, int]) -> Object:
+    """A ClusterIP Service with the given port names and numbers (targetPort the same name)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [
+                {"name": port_name, "port": number, "targetPort": port_name, "protocol": "TCP"}
+                for port_name, number in ports.items()
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint of an EndpointSlice: an address and its conditions (None: unset)."""
+
+    address: str
+    pod: str = ""
+    ready: bool | None = True
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+def endpoint_slice(
+    name: str,
+    *,
+    namespace: str,
+    service_name: str,
+    ports: Mapping[str, int],
+    endpoints: Sequence[Endpoint],
+    address_type: str = "IPv4",
+) -> Object:
+    """An EndpointSlice of Service `service_name`, as the EndpointSlice controller makes it."""
+    conditions = ("ready", "serving", "terminating")
+    return {
+        "apiVersion": f"{DISCOVERY_GROUP}/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": address_type,
+        "ports": [
+            {"name": port_name, "port": number, "protocol": "TCP"}
+            for port_name, number in ports.items()
+        ],
+        "endpoints": [
+            {
+                "addresses": [each.address],
+                "conditions": {
+                    key: getattr(each, key) for key in conditions if getattr(each, key) is not None
+                },
+            }
+            | (
+                {"targetRef": {"kind": "Pod", "name": each.pod, "namespace": namespace}}
+                if each.pod
+                else {}
+            )
+            for each in endpoints
+        ],
+    }
 
 
 def webhook_configuration(
@@ -125,6 +207,7 @@ class Request:
     path: str
     content_type: str | None
     body: Any
+    query: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -192,9 +275,14 @@ class _Kind:
 
 SECRETS = _Kind("secrets", "")
 CONFIGS = _Kind("mutatingwebhookconfigurations", CONFIG_GROUP)
+SERVICES = _Kind("services", "")
 _PATHS = {
     "Secret": lambda obj: secret_path(obj["metadata"]["namespace"], obj["metadata"]["name"]),
     "MutatingWebhookConfiguration": lambda obj: config_path(obj["metadata"]["name"]),
+    "Service": lambda obj: service_path(obj["metadata"]["namespace"], obj["metadata"]["name"]),
+    "EndpointSlice": lambda obj: (
+        f"{endpoint_slices_path(obj['metadata']['namespace'])}/{obj['metadata']['name']}"
+    ),
 }
 
 
@@ -270,11 +358,32 @@ class FakeApiServer:
             if _allow(request, "GET", "PUT") == "GET":
                 return 200, self._read(SECRETS, request.path, match[2])
             return 200, self._replace_secret(request.path, match[2], request.body)
+        if match := re.fullmatch(r"/api/v1/namespaces/([^/]+)/services/([^/]+)", request.path):
+            _allow(request, "GET")
+            return 200, self._read(SERVICES, request.path, match[2])
+        if re.fullmatch(endpoint_slices_path("[^/]+"), request.path):
+            _allow(request, "GET")
+            return 200, self._list_slices(request.path, request.query.get("labelSelector", ""))
         if match := re.fullmatch(re.escape(config_path("")) + "([^/]+)", request.path):
             if _allow(request, "GET", "PATCH") == "GET":
                 return 200, self._read(CONFIGS, request.path, match[1])
             return 200, self._patch_config(request, match[1])
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _list_slices(self, path: str, selector: str) -> Object:
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+        items = [
+            copy.deepcopy(obj)
+            for key, obj in sorted(self._objects.items())
+            if key.startswith(f"{path}/")
+            and wanted.items() <= (obj["metadata"].get("labels") or {}).items()
+        ]
+        return {
+            "apiVersion": f"{DISCOVERY_GROUP}/v1",
+            "kind": "EndpointSliceList",
+            "metadata": {"resourceVersion": str(self._version)},
+            "items": items,
+        }
 
     def _read(self, kind: _Kind, path: str, name: str) -> Object:
         if path not in self._objects:
@@ -431,8 +540,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             code, reply = 400, ApiError(400, "BadRequest", "the body is not JSON").status
         else:
+            path, _, query = self.path.partition("?")
             request = Request(
-                self.command, self.path.split("?")[0], self.headers.get("Content-Type"), body
+                self.command,
+                path,
+                self.headers.get("Content-Type"),
+                body,
+                dict(urllib.parse.parse_qsl(query)),
             )
             code, reply = self.server.fake.handle(request)
         payload = json.dumps(reply).encode()

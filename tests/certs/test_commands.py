@@ -10,6 +10,7 @@ real current time.
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
 import ssl
 import time
@@ -34,7 +35,6 @@ from tests.certs.fake_apiserver import (
     kubeconfig,
     secret_path,
     secrets_path,
-    serve,
     tls_secret,
     webhook_configuration,
 )
@@ -53,24 +53,6 @@ FORBIDDEN = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture
-def fake() -> FakeApiServer:
-    return FakeApiServer()
-
-
-@pytest.fixture
-def kubeconfig_file(
-    fake: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    # The client takes proxies from the environment; the fake is local.
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setenv("no_proxy", "*")
-    path = tmp_path / "kubeconfig"
-    with serve(fake) as url:
-        path.write_text(yaml.safe_dump(kubeconfig(url)))
-        yield path
 
 
 def _bootstrap(kubeconfig_file: Path, *extra: str) -> int:
@@ -431,6 +413,7 @@ def test_check_reports_a_fresh_certificate_file_and_exits_0(
     assert datetime.fromisoformat(report["notBefore"]) == cert.not_valid_before_utc
     assert datetime.fromisoformat(report["notAfter"]) == cert.not_valid_after_utc
     assert int(report["daysLeft"]) == (cert.not_valid_after_utc - _now()).days
+    assert report["sha256"] == hashlib.sha256(_der(bundle.cert_pem)).hexdigest()
 
 
 @pytest.mark.parametrize(

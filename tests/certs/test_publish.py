@@ -7,6 +7,7 @@ jump years ahead between two bootstrap runs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
-from certs.cabundle import patch_ca_bundle
+from certs.cabundle import patch_ca_bundle, read_trusted
+from certs.errors import PublishError
 from certs.generate import Bundle, dns_names, generate_bundle, issue_serving_cert
 from certs.publish import (
-    PublishError,
     SecretPlan,
     SecretResult,
     SecretSpec,
@@ -29,6 +30,7 @@ from certs.publish import (
     ensure_secret,
 )
 from certs.renewal import needs_renewal
+from certs.trust import fingerprint
 from tests.certs.fake_apiserver import (
     JSON_PATCH,
     FakeApiServer,
@@ -60,11 +62,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-def fake() -> FakeApiServer:
-    return FakeApiServer()
 
 
 @pytest.fixture
@@ -629,3 +626,45 @@ def test_a_configuration_without_webhooks_needs_no_patch(
     fake.store(_config(names=()))
     assert _patch(admission, _bundle(NOW).ca_cert_pem, now=NOW) == 0
     assert fake.count("PATCH") == 0
+
+
+def test_a_valid_secret_whose_ca_is_distrusted_gets_a_new_ca(
+    fake: FakeApiServer, core: client.CoreV1Api
+) -> None:
+    old = _files(_bundle(NOW))
+    fake.store(_secret(old))
+    ca = x509.load_pem_x509_certificate(old["ca.crt"])
+    spec = dataclasses.replace(SPEC, distrusted=frozenset({fingerprint(ca)}))
+
+    result = ensure_secret(core, spec, now=NOW + DAY)
+
+    assert result.action == "rotated-ca"
+    assert "distrusted" in result.reason
+    assert fingerprint(ca) in result.reason
+    assert _der(result.ca_bundle_pem) != _der(old["ca.crt"])
+    assert _serves(_stored_files(fake), now=NOW + DAY)
+    assert ensure_secret(core, spec, now=NOW + DAY).action == "kept", "the new CA is not distrusted"
+
+
+def test_read_trusted_gives_each_bundle_and_the_ports_of_the_service_the_webhooks_call(
+    fake: FakeApiServer, admission: client.AdmissionregistrationV1Api
+) -> None:
+    ours, theirs = _bundle(NOW).ca_cert_pem, _bundle(NOW - DAY).ca_cert_pem
+    config = _config(names=("a.shm-webhook.io", "b.shm-webhook.io", "c.shm-webhook.io"))
+    default_port, other_port, by_url = config["webhooks"]
+    del default_port["clientConfig"]["service"]["port"]
+    other_port["clientConfig"]["service"]["port"] = 8443
+    other_port["clientConfig"]["caBundle"] = base64.b64encode(ours + theirs).decode()
+    by_url["clientConfig"] = {"url": "https://example.com/mutate"}
+    fake.store(config)
+
+    trusted = read_trusted(
+        admission, webhook_config=CONFIG, service=SERVICE, namespace=NAMESPACE, timeout=0
+    )
+
+    assert trusted.ports == {443, 8443}
+    assert trusted.bundles == [b"", ours + theirs, b""]
+    elsewhere = read_trusted(
+        admission, webhook_config=CONFIG, service="other", namespace=NAMESPACE, timeout=0
+    )
+    assert elsewhere.ports == set()

@@ -1,4 +1,4 @@
-"""Renewal predicates and the rotation bundle, with a pinned clock."""
+"""Renewal predicates, with a pinned clock."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from hypothesis import given
-from hypothesis import strategies as st
 
 from certs.generate import Bundle, dns_names, generate_bundle
-from certs.renewal import bundle_after_rotation, ca_needs_rotation, needs_renewal
+from certs.renewal import ca_needs_rotation, needs_renewal
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 YEAR = timedelta(days=365)
 SERVICE, NAMESPACE = "shm-webhook", "tools"
 NAMES = [*dns_names(service=SERVICE, namespace=NAMESPACE), "10.0.0.1"]
-GARBAGE_BLOCK = (
-    b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
-)
 
 
 @functools.cache
@@ -223,103 +217,3 @@ def test_a_ca_within_two_thirds_of_its_lifetime_is_kept() -> None:
     rotate, reason = ca_needs_rotation(_bundle().ca_cert_pem, now=NOW + 3 * YEAR)
     assert not rotate
     assert reason.startswith(f"valid until {ca.not_valid_after_utc.isoformat()}")
-
-
-# A CA that expires 30 days after NOW, and its successor made 20 days after NOW.
-def _old() -> Bundle:
-    return _bundle(ca_validity=30 * DAY)
-
-
-def _new() -> Bundle:
-    return _bundle(issued=NOW + 20 * DAY)
-
-
-def _ders(pem: bytes) -> list[bytes]:
-    return [
-        ca.public_bytes(serialization.Encoding.DER) for ca in x509.load_pem_x509_certificates(pem)
-    ]
-
-
-@pytest.mark.parametrize(
-    ("current", "now", "expected"),
-    [
-        pytest.param(
-            lambda: _old().ca_cert_pem,
-            NOW + 25 * DAY,
-            lambda: [_new(), _old()],
-            id="keeps the old CA while it is valid, after the new one",
-        ),
-        pytest.param(
-            lambda: _old().ca_cert_pem,
-            NOW + 31 * DAY,
-            lambda: [_new()],
-            id="drops the old CA once it expired",
-        ),
-        pytest.param(
-            lambda: b"",
-            NOW + 25 * DAY,
-            lambda: [_new()],
-            id="an empty bundle becomes the new CA alone",
-        ),
-        pytest.param(
-            lambda: _new().ca_cert_pem,
-            NOW + 25 * DAY,
-            lambda: [_new()],
-            id="a bundle that is already the new CA stays as it is",
-        ),
-        pytest.param(
-            lambda: _old().ca_cert_pem + _new().ca_cert_pem + _old().ca_cert_pem,
-            NOW + 25 * DAY,
-            lambda: [_new(), _old()],
-            id="every CA appears once, the new one first",
-        ),
-        pytest.param(
-            lambda: _old().ca_cert_pem + GARBAGE_BLOCK + _other().ca_cert_pem,
-            NOW + 25 * DAY,
-            lambda: [_new(), _old(), _other()],
-            id="an unreadable entry is dropped and the CAs around it kept",
-        ),
-    ],
-)
-def test_bundle_after_rotation(
-    current: Callable[[], bytes], now: datetime, expected: Callable[[], list[Bundle]]
-) -> None:
-    bundle = bundle_after_rotation(
-        current_bundle_pem=current(), new_ca_pem=_new().ca_cert_pem, now=now
-    )
-    assert _ders(bundle) == [ca for b in expected() for ca in _ders(b.ca_cert_pem)]
-
-
-def test_bundle_after_rotation_refuses_an_unreadable_new_ca() -> None:
-    with pytest.raises(ValueError, match="new_ca_pem"):
-        bundle_after_rotation(current_bundle_pem=b"", new_ca_pem=b"garbage", now=NOW)
-
-
-# CAs expiring 10, 100 and 1000 days after NOW, plus the new one.
-_POOL = [
-    lambda: _bundle(ca_validity=10 * DAY),
-    lambda: _bundle(ca_validity=100 * DAY),
-    lambda: _bundle(ca_validity=1000 * DAY),
-    _new,
-]
-
-
-@given(
-    picks=st.lists(st.sampled_from(range(len(_POOL))), max_size=8),
-    days=st.integers(min_value=20, max_value=1100),
-)
-def test_bundle_after_rotation_invariants(picks: list[int], days: int) -> None:
-    now = NOW + days * DAY
-    current = b"".join(_POOL[i]().ca_cert_pem for i in picks)
-    new = _new().ca_cert_pem
-    bundle = bundle_after_rotation(current_bundle_pem=current, new_ca_pem=new, now=now)
-    cas = x509.load_pem_x509_certificates(bundle)
-    ders = _ders(bundle)
-    assert ders[0] == _ders(new)[0], "the new CA comes first"
-    assert len(set(ders)) == len(ders), "no CA twice"
-    assert all(ca.not_valid_after_utc > now for ca in cas[1:]), "no expired old CA"
-    old = x509.load_pem_x509_certificates(current) if current else []
-    live = {c.public_bytes(serialization.Encoding.DER) for c in old if c.not_valid_after_utc > now}
-    assert live <= set(ders), "every unexpired old CA stays"
-    again = bundle_after_rotation(current_bundle_pem=bundle, new_ca_pem=new, now=now)
-    assert again == bundle, "publishing twice changes nothing"

@@ -197,6 +197,13 @@ def test_pre_hook_identity_is_deleted_once_the_hooks_succeed(chart: Chart) -> No
 SECRETS = ("", "secrets")
 CONFIGS = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
 VALIDATING = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
+SERVICES = ("", "services")
+ENDPOINT_SLICES = ("discovery.k8s.io", "endpointslices")
+LIST_ENDPOINT_SLICES = {
+    "apiGroups": ["discovery.k8s.io"],
+    "resources": ["endpointslices"],
+    "verbs": ["list"],
+}
 RBAC_CASES = [
     # (identity, verb, (API group, resource), object name or "" for a collection, allowed)
     (PRE_IDENTITY, "create", SECRETS, SECRET, True),
@@ -224,6 +231,15 @@ RBAC_CASES = [
     (IDENTITY, "delete", CONFIGS, FULLNAME, False),
     (IDENTITY, "list", CONFIGS, "", False),
     (IDENTITY, "patch", VALIDATING, FULLNAME, False),
+    # Asking the pods what they serve before forgetting an old CA (certs.endpoints).
+    (IDENTITY, "get", SERVICES, FULLNAME, True),
+    (IDENTITY, "get", SERVICES, "someone-elses", False),
+    (IDENTITY, "list", SERVICES, "", False),
+    (IDENTITY, "list", ENDPOINT_SLICES, "", True),
+    (IDENTITY, "watch", ENDPOINT_SLICES, "", False),
+    (IDENTITY, "update", ENDPOINT_SLICES, "", False),
+    (PRE_IDENTITY, "get", SERVICES, FULLNAME, False),
+    (PRE_IDENTITY, "list", ENDPOINT_SLICES, "", False),
 ]
 
 
@@ -252,9 +268,12 @@ def test_rbac_has_no_wildcard_and_names_every_object_it_can(chart: Chart) -> Non
     for role in roles:
         for rule in role["rules"]:
             assert "*" not in str(rule), role["metadata"]["name"]
-            # `create` is authorized before the object has a name; everything else is named.
-            assert rule.get("resourceNames") or rule["verbs"] == ["create"], rule
-            assert set(rule["verbs"]) <= {"create", "get", "update", "patch"}, rule
+            # `create` is authorized before the object has a name, and EndpointSlice names are
+            # generated (`list` cannot name them); everything else is named.
+            unnamed = rule["verbs"] == ["create"] or rule == LIST_ENDPOINT_SLICES
+            assert rule.get("resourceNames") or unnamed, rule
+            assert set(rule["verbs"]) <= {"create", "get", "update", "patch", "list"}, rule
+            assert "list" not in rule["verbs"] or rule == LIST_ENDPOINT_SLICES, rule
 
 
 def test_bootstrap_mode_renders_no_certificate_and_no_bundle(chart: Chart) -> None:

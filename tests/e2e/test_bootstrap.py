@@ -333,3 +333,42 @@ def test_in_the_release_namespace_only_the_chart_s_test_pod_reaches_the_webhook(
         answer = kube.create(other, "--dry-run=server")
         assert answer.code == 0, answer.stderr
         assert status(answer.json()) is None, other["metadata"]["name"]
+
+
+@pytest.mark.usefixtures("bootstrapped")
+def test_an_old_ca_in_the_bundle_is_kept_while_the_job_cannot_tell_what_the_pods_serve(
+    control_plane: ControlPlane, kube: Kubectl, release: Release, tmp_path: Path
+) -> None:
+    """The forget step as the chart's identity: its RBAC lets it read the Service and list
+    EndpointSlices (no 403), and an ExternalName Service, whose backends no EndpointSlice
+    lists, keeps the old CA trusted (`certs.trust`'s "cannot tell")."""
+    secret, _ = read(kube, release)
+    ours = base64.b64decode(secret["data"]["ca.crt"])
+    old = (tmp_path / "old").resolve()
+    assert cli_generate(old, service=release.service) == 0
+    old_ca = (old / "ca.crt").read_bytes()
+    bundle = base64.b64encode(ours + old_ca).decode()
+    op = {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": bundle}
+    patched = kube(
+        "patch", "mutatingwebhookconfiguration", release.webhook_config, "--type=json",
+        "-p", json.dumps([op]),
+    )  # fmt: skip
+    assert patched.code == 0, patched.stderr
+
+    again = bootstrap(control_plane, kube, tmp_path, release.post_install)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "403" not in again.stdout + again.stderr
+    assert "kept CA" in again.stdout
+    assert "is an ExternalName Service" in again.stdout
+    _, after = read(kube, release)
+    assert after["webhooks"][0]["clientConfig"]["caBundle"] == bundle
+
+
+def cli_generate(out: Path, *, service: str) -> int:
+    done = subprocess.run(
+        [*cli(), "certs", "generate", "--service", service, "--namespace", RELEASE_NAMESPACE,
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done.returncode

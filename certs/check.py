@@ -1,18 +1,20 @@
-"""`shm-webhook certs bootstrap` and `certs check`: the TLS commands that reach a cluster or an
-endpoint (docs/tls.md).
+"""`shm-webhook certs check`: report a certificate read from a file, a Secret or a live endpoint
+(docs/tls.md).
 
-Owns: the options of both commands, check's report on a certificate read from a file, a
-Secret or a live endpoint, and the two errors `webhook.cli` maps to exit codes: `Failed` (the
-cluster refused: 1) and `BadInput` (an option or input that cannot be used: 2). What talks to
-the Kubernetes API is `certs.cluster`, imported only when a command needs it, so checking a
-file or an endpoint never loads the Kubernetes client.
+Owns: `CheckOptions` (the command's options), `check` (the `key: value` report and whether the
+certificate is good for the threshold), and reading the certificate from each source. Only a
+Secret needs the Kubernetes client (`certs.cluster`), imported then and only then, so checking
+a file or an endpoint never loads it.
 
-Raises, never exits. Must not import anything in `webhook`.
+Raises `certs.errors.BadInput` for an input that cannot be used; never exits. Must not import
+anything in `webhook` but `webhook.checks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,52 +23,9 @@ from typing import Any, Self, TextIO
 from cryptography import x509
 
 from certs.describe import describe, fetch_served, load_certificate, parse_endpoint
-from certs.generate import KeyType, dns_names
-
-
-class Failed(Exception):
-    """The cluster refused or did not answer as needed; one line (exit code 1)."""
-
-
-class BadInput(Exception):
-    """An option or input that cannot be used; one line (exit code 2)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class BootstrapOptions:
-    """The options of `certs bootstrap`, named as its flags."""
-
-    secret: str
-    namespace: str
-    service: str
-    webhook_config: str
-    extra_names: Sequence[str] = ()
-    key_type: KeyType = "ecdsa"
-    skip_ca_bundle: bool = False
-    kubeconfig: Path | None = None
-    timeout: float = 120.0
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> Self:
-        """From parsed arguments (`vars(namespace)`); other entries are ignored."""
-        return cls(**{field.name: values[field.name] for field in fields(cls)})
-
-
-def bootstrap(options: BootstrapOptions, *, out: TextIO) -> None:
-    """Make the serving Secret valid and, unless `skip_ca_bundle`, its CA trusted by every
-    webhook of the configuration; one line per step on `out`.
-
-    A new CA is published before the Secret holding it is written, so the kube-apiserver
-    trusts it before any pod can serve a certificate it signed. With `skip_ca_bundle` the
-    configuration is never read or waited for, and a CA is replaced only when unusable.
-    """
-    try:
-        dns_names(service=options.service, namespace=options.namespace, extra=options.extra_names)
-    except ValueError as error:
-        raise BadInput(str(error)) from None
-    from certs import cluster
-
-    cluster.bootstrap(options, out=out)
+from certs.errors import BadInput, say
+from certs.files import CERT_FILE
+from webhook.checks import one_line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,9 +57,7 @@ def check(options: CheckOptions, *, out: TextIO, now: datetime | None = None) ->
     if options.cert_file is not None:
         cert = _read_cert_file(options.cert_file)
     elif options.secret is not None and options.namespace is not None:
-        from certs import cluster
-
-        cert = cluster.read_secret_cert(
+        cert = _read_secret_cert(
             options.secret, namespace=options.namespace, kubeconfig=options.kubeconfig
         )
     elif options.endpoint is not None:
@@ -116,10 +73,6 @@ def check(options: CheckOptions, *, out: TextIO, now: datetime | None = None) ->
     for key, value in report:
         say(f"{key}: {value}", out=out)
     return good and (verification is None or verification[1])
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _check_source(options: CheckOptions) -> None:
@@ -145,6 +98,29 @@ def _read_cert_file(path: Path) -> x509.Certificate:
         raise BadInput(str(error)) from None
 
 
+def _read_secret_cert(name: str, *, namespace: str, kubeconfig: Path | None) -> x509.Certificate:
+    """The serving certificate (tls.crt) of the Secret; BadInput when it cannot be read."""
+    import urllib3  # with the Kubernetes client, only for this source
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from certs.cluster import api_client, api_problem
+
+    where = f"Secret {namespace}/{name}"
+    with api_client(kubeconfig) as api:
+        try:
+            secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            raise BadInput(f"cannot read {where}: {api_problem(error)}") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise BadInput(one_line(f"cannot read {where}: {error}")) from None
+    encoded = (secret.data or {}).get(CERT_FILE)
+    try:
+        return load_certificate(base64.b64decode(encoded or "", validate=True), source=where)
+    except (ValueError, binascii.Error):
+        raise BadInput(f"{where} holds no PEM certificate in {CERT_FILE}") from None
+
+
 def _read_served_cert(
     endpoint: str, *, server_name: str | None, ca_file: Path | None
 ) -> tuple[x509.Certificate, tuple[str, bool]]:
@@ -163,8 +139,3 @@ def _read_served_cert(
     if served.problem:
         return served.cert, (f"no, not for {name} by {ca_file}: {served.problem}", False)
     return served.cert, (f"yes, for {name} by {ca_file}", True)
-
-
-def say(line: str, *, out: TextIO) -> None:
-    # Flushed at once: a Job's log shows how far a run got before it failed.
-    print(line, file=out, flush=True)
