@@ -26,7 +26,7 @@ FROM ${DEBIAN}${DEBIAN_DIGEST} AS build
 # What the final stage's Python needs at run time: Debian's python3.11-minimal and
 # libpython3.11-stdlib with their Depends (resolved by hand, as distroless does: apt would add
 # dpkg, tar and perl), libgcc-s1 for the Rust-built wheels, base-files for /etc/os-release and
-# netbase for /etc/services. tests/image/ imports every extension module of the image.
+# netbase for /etc/services. tests/image/ loads every extension module of the image.
 ARG RUNTIME_PACKAGES="base-files netbase media-types tzdata \
     libc6 libgcc-s1 libssl3 zlib1g libffi8 libexpat1 libbz2-1.0 liblzma5 libcrypt1 libuuid1 \
     libsqlite3-0 libdb5.3 libncursesw6 libtinfo6 libreadline8 readline-common \

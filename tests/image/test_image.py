@@ -91,10 +91,23 @@ def test_virtualenv_runs_debian_python_at_the_build_stage_path(image: Image) -> 
     assert (image.root / chain[-1].lstrip("/")).is_file()
 
 
-def test_installs_the_project_from_its_own_packages_only(image: Image) -> None:
-    installed = sorted(p.name for p in (image.root / SITE).iterdir() if p.suffix == "")
-    assert {"webhook", "certs"} <= set(installed)
-    assert not (image.root / SITE / "bench").exists()
+def test_the_projects_wheel_holds_its_two_packages_as_the_source_tree_has_them(
+    image: Image,
+) -> None:
+    # The wheel is built from the context .dockerignore lets through: a bytecode cache or any
+    # other file of the checkout that reached it would show here.
+    (record,) = (image.root / SITE).glob("shm_webhook-*.dist-info/RECORD")
+    installed = {line.split(",")[0] for line in record.read_text().splitlines()}
+    modules = {p for p in installed if p.split("/")[0] in ("webhook", "certs")}
+    source = {
+        p.relative_to(engine.REPO).as_posix()
+        for package in ("webhook", "certs")
+        for p in (engine.REPO / package).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert {p for p in modules if "__pycache__" not in p} == source
+    # Besides them, only its metadata and the console script (../../../bin/shm-webhook).
+    assert {p.split("/")[0] for p in installed} == {"webhook", "certs", record.parent.name, ".."}
 
 
 def test_runs_as_the_numeric_non_root_user_the_chart_sets(image: Image) -> None:
