@@ -85,7 +85,7 @@ RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
 
 # Exactly what the wheel is built from; .dockerignore keeps everything else out of the context.
 # pip compiles every module to .pyc while installing, so nothing needs writing at run time.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY webhook/ webhook/
 COPY certs/ certs/
 RUN /opt/pip/bin/pip wheel --no-cache-dir --no-build-isolation --no-deps --wheel-dir /wheels . \
