@@ -3,9 +3,11 @@
 Owns: the process around the app: JSON logging, the TLS context and its reload task (a
 development certificate when none is given), the namespace cache when asked for, the uvicorn
 server, the metrics port, the post-start-up GC freeze
-(docs/performance.md#the-garbage-collector-is-frozen-after-start-up) and the SIGTERM sequence
-(unready at once, answer for `shutdown_grace` seconds, finish in-flight requests, exit 0; a
-second signal exits at once).
+(docs/performance.md#the-garbage-collector-is-frozen-after-start-up) and the SIGTERM drain
+(docs/http.md#shutdown, docs/reliability.md#shutdown: unready at once; every response from
+then on closes its connection; new connections accepted for `shutdown_grace` seconds and for
+as long as clients keep coming; idle connections left for the clients to close; exit 0 once
+quiet; a second signal exits at once; no drain with a `shutdown_grace` of 0).
 Must not import the Kubernetes client or `yaml`: both would weigh on every replica's memory
 (docs/performance.md#memory-is-mostly-imports).
 """
@@ -35,13 +37,21 @@ from webhook.app import ADMISSION_LOGGER, ADMISSION_MESSAGE, State, create_app
 from webhook.metrics import start_metrics_server
 from webhook.namespace_cache import NamespaceCache
 from webhook.settings import Settings, SettingsError, label
-from webhook.transport import GuardedHttpToolsProtocol
+from webhook.transport import GuardedHttpToolsProtocol, ServerState
 
 logger = logging.getLogger("webhook.server")
 
 # In-flight admissions take milliseconds and the kube-apiserver gives up after timeoutSeconds
 # (3 s by default, 30 s at most); a connection still open after this is not worth waiting for.
 IN_FLIGHT_TIMEOUT = 10
+# The kube-apiserver's webhook client closes a connection it has left idle for 90 s (Go's
+# http.Transport.IdleConnTimeout, set by client-go's utilnet.SetTransportDefaults); 5 s more
+# for its timer to start after our response and its close to reach us. A connection still
+# open this long after the grace is not one it means to use again: the drain ends there.
+CLIENT_IDLE_TIMEOUT = 95.0
+# After the grace, the drain ends once no connection has been open and no request answered
+# for this long: until then endpoints have not reached every client, which still dials us.
+QUIET = 1.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -119,7 +129,7 @@ def configure_logging(level: str) -> None:
 
 
 class WebhookServer(uvicorn.Server):
-    """uvicorn's server with our start-up extras and the graceful SIGTERM (docs/http.md)."""
+    """uvicorn's server with our start-up extras and the SIGTERM drain (docs/http.md)."""
 
     def __init__(
         self,
@@ -130,33 +140,69 @@ class WebhookServer(uvicorn.Server):
         grace: float,
     ) -> None:
         super().__init__(config)
+        self.shared = ServerState()  # uvicorn's, with the `draining` flag the protocol reads
+        self.server_state = self.shared
         self.state = state
         self.reloader = reloader
         self.grace = grace
         self.exit_code = 0
-        self._exit_at: float | None = None
+        self._signalled_at: float | None = None
+        self._draining_all = False
+        self._quiet_since = 0.0
+        self._requests_seen = 0
         self._watch: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002
         # Installed with signal.signal, so this runs between two bytecodes of the main thread:
         # it only flips flags, and on_tick (every 0.1 s) acts on them. Unlike uvicorn's own
         # handler it records no signal to re-raise after shutdown, so the exit code is ours.
-        if self._exit_at is not None or self.should_exit:
+        if self._signalled_at is not None or self.should_exit:
             self.should_exit = self.force_exit = True
             self.exit_code = 128 + sig
             return
         self.state.shutting_down = True
-        self._exit_at = time.monotonic() + self.grace
+        # Read by each request as its headers end, before its response can start: safe here.
+        self.shared.draining = True
+        self._signalled_at = time.monotonic()
         logger.info(
-            "%s received: unready now, shutting down in %gs",
+            "%s received: unready now; closing each connection after its next response,"
+            " exiting %gs from now or later, once no client has been connected for %gs",
             signal.Signals(sig).name,
             self.grace,
+            QUIET,
         )
 
     async def on_tick(self, counter: int) -> bool:
-        if self._exit_at is not None and time.monotonic() >= self._exit_at:
-            self.should_exit = True
+        if self._signalled_at is not None and not self.should_exit:
+            self._drain(time.monotonic() - self._signalled_at)
         return await super().on_tick(counter)
+
+    def _drain(self, elapsed: float) -> None:
+        """One step of the drain, `elapsed` seconds after the signal; sets `should_exit` at its
+        end. uvicorn's shutdown then closes the listener and what connections are left."""
+        state = self.shared
+        if not self._draining_all:  # the requests already under way at the signal
+            self._draining_all = True
+            for connection in state.connections:
+                if isinstance(connection, GuardedHttpToolsProtocol):
+                    connection.drain()
+        if state.connections or state.total_requests != self._requests_seen:
+            self._requests_seen = state.total_requests
+            self._quiet_since = elapsed
+        if elapsed >= self.grace and elapsed - self._quiet_since >= QUIET:
+            logger.info(
+                "drained: no client for %gs, exiting %.1fs after the signal",
+                QUIET,
+                elapsed,
+            )
+            self.should_exit = True
+        elif elapsed >= self.grace + CLIENT_IDLE_TIMEOUT:
+            logger.warning(
+                "drain deadline: closing the %d connections still open, %.1fs after the signal",
+                len(state.connections),
+                elapsed,
+            )
+            self.should_exit = True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

@@ -3,7 +3,10 @@ idle clients, many concurrent connections, bodies over the limit, bad TLS handsh
 server must keep answering a well-behaved client promptly, with its memory (VmRSS) bounded.
 
 The limits uvicorn lacks (an idle timeout before the first request, a read deadline, a header
-size limit) are webhook/transport.py's; docs/reliability.md gives the measurements.
+size limit) are webhook/transport.py's; docs/reliability.md gives the measurements. An idle
+connection is closed only after webhook.transport.IDLE_TIMEOUT (120 s, past the
+kube-apiserver's own 90 s): too long to wait for here, tests/webhook/test_transport.py checks
+its timer.
 """
 
 from __future__ import annotations
@@ -148,16 +151,22 @@ def test_a_client_is_served_promptly_beside_idle_slow_and_unfinished_connections
     assert hold.rss_growth < RSS_GROWTH
 
 
-def test_a_keep_alive_connection_is_closed_after_the_keep_alive_timeout(hold: Hold) -> None:
+# Closing an idle connection could race a request the client is writing on it: the server
+# leaves it to the client for IDLE_TIMEOUT (docs/reliability.md, "Shutdown").
+
+
+def test_a_keep_alive_connection_is_left_open_past_the_read_timeout(hold: Hold) -> None:
     group = "after an answered request"
-    assert hold.closed[group] == hold.opened[group]
+    assert hold.closed[group] == 0
+    assert hold.answers[group].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close" not in hold.answers[group]
 
 
-def test_a_connection_that_never_sends_a_request_is_closed_after_the_read_timeout(
+def test_a_connection_that_never_sends_a_request_is_left_open_past_the_read_timeout(
     hold: Hold,
 ) -> None:
     group = "that sent nothing after the TLS handshake"
-    assert hold.closed[group] == hold.opened[group]
+    assert hold.closed[group] == 0
     assert hold.answers[group] == b""  # nothing was asked: nothing to answer
 
 
@@ -180,7 +189,7 @@ def test_a_connection_that_does_not_finish_its_request_is_answered_408_and_close
 def test_300_concurrent_connections_are_all_answered(server: Server) -> None:
     count = 300
     rss_before = server.rss_mib()
-    # All connected first, then all sending at once: a connection has READ_TIMEOUT to start.
+    # All connected first, quickly, then all sending at once.
     connections = [server.connection(timeout=30) for _ in range(count)]
     started = time.monotonic()
     for connection in connections:

@@ -40,7 +40,7 @@ from tests.tlsfixtures import (
     serial,
     throwaway_bundle,
 )
-from webhook.server import AdmissionLines, JsonFormatter
+from webhook.server import QUIET, AdmissionLines, JsonFormatter
 from webhook.tls import certificate_not_after
 
 
@@ -167,15 +167,22 @@ def test_sigterm_turns_unready_keeps_answering_through_the_grace_then_exits_0(
         time.sleep(0.3)
         assert server.get("/readyz")[0] == 503
         assert server.get("/healthz")[0] == 200
-        code = server.process.wait(timeout=15)
+        # The client goes on (a new connection for each request: every answer now closes
+        # its connection) until the endpoint change would have reached it.
+        time.sleep(max(0.0, signalled + 1.8 - time.monotonic()))
     finally:
         stop.set()
         worker.join()
+    stopped = time.monotonic() - signalled
+    code = server.process.wait(timeout=15)
+    exited = time.monotonic() - signalled
     assert code == 0
     grace = [status for at, status in answers if signalled < at < signalled + 1.8]
     assert len(grace) > 20
     assert set(grace) == {200}
     assert {status for at, status in answers if at < signalled} == {200}
+    # The grace kept, and QUIET with no client before the exit.
+    assert max(2.0, stopped - 0.2 + QUIET) < exited < max(2.0, stopped) + QUIET + 1.5
 
 
 def test_a_second_signal_exits_at_once(server: Server) -> None:

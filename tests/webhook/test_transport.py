@@ -1,6 +1,7 @@
 """webhook/transport.py in process, on a recording transport: the connection cap, the header
-limit and the timers each connection state arms. tests/reliability/test_transport.py runs the
-same limits against a served process over TLS, with real clocks."""
+limit, the timers each connection state arms and the drain. tests/reliability/test_transport.py
+runs the same limits against a served process over TLS, with real clocks, and
+tests/reliability/test_shutdown.py the drain."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Any
 
 import pytest
 import uvicorn
-from uvicorn.server import ServerState
 
 from webhook.transport import (
+    IDLE_TIMEOUT,
     MAX_CONNECTIONS,
     MAX_HEADER_BYTES,
     READ_TIMEOUT,
     GuardedHttpToolsProtocol,
+    ServerState,
 )
 
 
@@ -50,16 +52,21 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def connect(
-    loop: asyncio.AbstractEventLoop, *, already_open: int = 0
-) -> tuple[GuardedHttpToolsProtocol, RecordingTransport]:
-    async def app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG001
-        raise AssertionError(f"no request should reach the app: {scope}")
+async def refuse(scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG001
+    raise AssertionError(f"no request should reach the app: {scope}")
 
+
+def connect(
+    loop: asyncio.AbstractEventLoop,
+    *,
+    already_open: int = 0,
+    app: Any = refuse,
+    state: ServerState | None = None,
+) -> tuple[GuardedHttpToolsProtocol, RecordingTransport]:
     config = uvicorn.Config(
         app, http=GuardedHttpToolsProtocol, interface="asgi3", lifespan="off", log_config=None
     )
-    state = ServerState()
+    state = state or ServerState()
     state.connections.update(object() for _ in range(already_open))  # type: ignore[misc]
     protocol = GuardedHttpToolsProtocol(config=config, server_state=state, app_state={}, _loop=loop)
     transport = RecordingTransport()
@@ -74,11 +81,12 @@ def timers(protocol: GuardedHttpToolsProtocol) -> dict[str, float]:
     return {name: round(timer.when() - now) for name, timer in armed.items() if timer is not None}
 
 
-def test_a_new_connection_must_start_its_request_within_the_read_timeout(
+def test_a_new_connection_is_closed_if_idle_for_longer_than_the_kube_apiservers_idle_timeout(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     protocol, transport = connect(loop)
-    assert timers(protocol) == {"idle": READ_TIMEOUT}
+    assert timers(protocol) == {"idle": IDLE_TIMEOUT}
+    assert IDLE_TIMEOUT > 90  # Go's http.Transport.IdleConnTimeout in the kube-apiserver
     assert not transport.closed
 
 
@@ -154,3 +162,116 @@ def test_only_header_bytes_count_against_the_limit(
     protocol.data_received(NEXT_REQUEST[split:])
     assert not transport.closed
     assert timers(protocol) == {"read": READ_TIMEOUT}  # the next request is being read
+
+
+GET = b"GET /healthz HTTP/1.1\r\nHost: shm-webhook\r\n\r\n"
+
+
+class Answering:
+    """An app that answers 200 "ok", each request once `release` is set (set from the start
+    unless told otherwise)."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.release = asyncio.Event()
+        if not hold:
+            self.release.set()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG002
+        await receive()
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def settle(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the request tasks as far as they go."""
+    for _ in range(5):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+def test_an_answered_connection_stays_open_for_the_idle_timeout(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    protocol, transport = connect(loop, app=Answering())
+    protocol.data_received(GET)
+    settle(loop)
+    assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close" not in transport.written
+    assert not transport.closed
+    assert timers(protocol) == {"idle": IDLE_TIMEOUT}
+
+
+def test_a_request_arriving_while_draining_is_answered_with_connection_close_then_closed(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    state = ServerState()
+    protocol, transport = connect(loop, app=Answering(), state=state)
+    state.draining = True
+    protocol.data_received(GET)
+    settle(loop)
+    assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nconnection: close\r\n" in transport.written
+    assert transport.closed
+
+
+@pytest.mark.parametrize(
+    "arrived",
+    [
+        pytest.param(GET, id="a request being answered when the drain starts closes after"),
+        pytest.param(GET[:20], id="so does one whose headers are still arriving"),
+    ],
+)
+def test_a_request_under_way_when_the_drain_starts_gets_connection_close(
+    loop: asyncio.AbstractEventLoop, arrived: bytes
+) -> None:
+    state = ServerState()
+    app = Answering(hold=True)
+    protocol, transport = connect(loop, app=app, state=state)
+    protocol.data_received(arrived)
+    settle(loop)
+    state.draining = True
+    protocol.drain()
+    protocol.data_received(GET[len(arrived) :])
+    app.release.set()
+    settle(loop)
+    assert b"\r\nconnection: close\r\n" in transport.written
+    assert transport.closed
+
+
+def test_an_idle_connection_is_left_open_by_the_drain_and_its_next_request_closes_it(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    state = ServerState()
+    protocol, transport = connect(loop, app=Answering(), state=state)
+    protocol.data_received(GET)
+    settle(loop)
+    answered = len(transport.written)
+    state.draining = True
+    protocol.drain()
+    settle(loop)
+    # The client may be writing a request on it this very moment: it stays open.
+    assert not transport.closed
+    assert len(transport.written) == answered
+    protocol.data_received(GET)
+    settle(loop)
+    assert b"\r\nconnection: close\r\n" in transport.written[answered:]
+    assert transport.closed
+
+
+def test_a_response_started_before_the_drain_keeps_its_connection_alive(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    state = ServerState()
+    protocol, transport = connect(loop, app=Answering(hold=True), state=state)
+    protocol.data_received(GET)
+    assert protocol.cycle is not None
+    # The status line is written; closing after the body, unannounced, would race the
+    # client's next request on the connection.
+    loop.run_until_complete(
+        protocol.cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    )
+    state.draining = True
+    protocol.drain()
+    loop.run_until_complete(protocol.cycle.send({"type": "http.response.body", "body": b"ok"}))
+    assert b"connection: close" not in transport.written
+    assert not transport.closed
