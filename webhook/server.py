@@ -180,6 +180,9 @@ class WebhookServer(uvicorn.Server):
     def _drain(self, elapsed: float) -> None:
         """One step of the drain, `elapsed` seconds after the signal; sets `should_exit` at its
         end. uvicorn's shutdown then closes the listener and what connections are left."""
+        if self.grace <= 0:  # no drain asked for (tests, local runs): idle connections go now
+            self.should_exit = True
+            return
         state = self.shared
         if not self._draining_all:  # the requests already under way at the signal
             self._draining_all = True

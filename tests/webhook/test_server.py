@@ -195,6 +195,26 @@ def test_a_second_signal_exits_at_once(server: Server) -> None:
     assert code == 128 + signal.SIGINT
 
 
+def test_with_no_grace_sigterm_closes_idle_connections_and_exits_at_once(
+    certificate_dir: Path, tmp_path: Path
+) -> None:
+    with serving(certificate_dir, tmp_path / "stderr.log", "--shutdown-grace", "0") as server:
+        idle = server.connection()
+        try:
+            assert call(idle, "GET /healthz") == (200, b"ok")  # then kept alive, idle
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert idle.sock is not None
+            assert idle.sock.recv(1) == b""  # closed by the server, as a client reading sees
+            closed = time.monotonic() - signalled
+        finally:
+            idle.close()
+        code = server.process.wait(timeout=10)
+    assert code == 0
+    assert closed < 1.0
+    assert time.monotonic() - signalled < 2.0
+
+
 def test_without_a_certificate_it_serves_a_development_one_and_says_where_the_ca_is(
     tmp_path: Path,
 ) -> None:
