@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from tests.serving import (
     REPO,
@@ -40,7 +41,8 @@ from tests.tlsfixtures import (
     serial,
     throwaway_bundle,
 )
-from webhook.server import QUIET, AdmissionLines, JsonFormatter
+from webhook.app import State
+from webhook.server import CLIENT_IDLE_TIMEOUT, QUIET, AdmissionLines, JsonFormatter, WebhookServer
 from webhook.tls import certificate_not_after
 
 
@@ -279,3 +281,67 @@ def test_the_admission_line_is_written_as_the_formatter_writes_its_record(level:
     assert list(entry) == list(formatted)
     assert {**entry, "time": None} == {**formatted, "time": None}
     assert abs(datetime.fromisoformat(entry["time"]).timestamp() - record.created) < 5
+
+
+def drain_steps(*, grace: float, steps: list[tuple[float, int, int]]) -> list[tuple[float, bool]]:
+    """WebhookServer's drain decision at each (seconds after the signal, connections open,
+    requests answered so far): whether it would exit."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # noqa: ARG001
+        raise AssertionError("not served")
+
+    server = WebhookServer(
+        uvicorn.Config(app, lifespan="off", log_config=None),
+        state=State(),
+        reloader=None,  # type: ignore[arg-type]  # not used by the drain
+        grace=grace,
+    )
+    server.handle_exit(signal.SIGTERM, None)
+    decisions = []
+    for elapsed, connections, requests in steps:
+        server.shared.connections.clear()
+        server.shared.connections.update(object() for _ in range(connections))  # type: ignore[misc]
+        server.shared.total_requests = requests
+        server._drain(elapsed)
+        decisions.append((elapsed, server.should_exit))
+        if server.should_exit:
+            break
+    return decisions
+
+
+@pytest.mark.parametrize(
+    ("steps", "exit_at"),
+    [
+        pytest.param([(0.5, 0, 0), (1.9, 0, 0), (2.0, 0, 0)], 2.0, id="no client: at the grace"),
+        pytest.param(
+            [(0.5, 3, 10), (2.0, 1, 50), (2.9, 0, 50), (3.0, 0, 50)],
+            3.0,
+            id="clients still connected at the grace: QUIET after the last one",
+        ),
+        pytest.param(
+            [(2.0, 0, 5), (2.5, 0, 6), (3.4, 0, 6), (3.5, 0, 6)],
+            3.5,
+            id="a request answered after the grace, on a connection opened and closed between",
+        ),
+        pytest.param(
+            [
+                (2.0, 1, 0),
+                (50.0, 1, 0),
+                (2 + CLIENT_IDLE_TIMEOUT - 0.1, 1, 0),
+                (2 + CLIENT_IDLE_TIMEOUT, 1, 0),
+            ],
+            2 + CLIENT_IDLE_TIMEOUT,
+            id="an idle connection the client never closes: at the deadline",
+        ),
+    ],
+)
+def test_the_drain_ends_once_no_client_has_been_seen_for_quiet_after_the_grace(
+    steps: list[tuple[float, int, int]], exit_at: float
+) -> None:
+    decisions = drain_steps(grace=2.0, steps=steps)
+    assert [elapsed for elapsed, leaves in decisions if leaves] == [exit_at]
+    assert QUIET == 1.0  # the steps above are written for it
+
+
+def test_with_no_grace_the_drain_ends_at_the_first_tick() -> None:
+    assert drain_steps(grace=0, steps=[(0.1, 5, 0)]) == [(0.1, True)]
