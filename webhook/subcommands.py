@@ -32,9 +32,14 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from webhook.server import serve as run  # uvicorn and TLS only for this subcommand
+    from webhook.server import ListenError  # uvicorn and TLS only for this subcommand
+    from webhook.server import serve as run
 
-    return run(settings(args))
+    try:
+        return run(settings(args))
+    except ListenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3  # as uvicorn's own exit when the HTTPS port cannot be bound
 
 
 def mutate(args: argparse.Namespace) -> int:
