@@ -143,12 +143,19 @@ func memoryOf(resources jsonObject, kind, where string) (q quantity, ok bool, er
 	return q, true, nil
 }
 
+// pointerEscapes escapes a JSON pointer's reference token (RFC 6901).
+var pointerEscapes = strings.NewReplacer("~", "~0", "/", "~1")
+
 func pointer(parts ...any) string {
 	var b strings.Builder
 	for _, part := range parts {
 		b.WriteByte('/')
-		s := fmt.Sprint(part)
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s))
+		switch token := part.(type) {
+		case int:
+			b.WriteString(strconv.Itoa(token))
+		case string:
+			b.WriteString(pointerEscapes.Replace(token))
+		}
 	}
 	return b.String()
 }
