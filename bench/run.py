@@ -211,7 +211,7 @@ def measure(
             for rate in plan.rates
         }
         peak = memory_kib(server.pid)["VmHWM"]
-        counted, logged = server.admissions_counted(), server.logged_admissions()
+        counted, logged = server.settled_counts()
     finally:
         server.stop()
     return {
