@@ -176,7 +176,7 @@ def parse_size(text: str, *, field: str) -> Quantity:
         quantity = parse(text)
     except QuantityError:
         raise SizeError(f"{shown} is not a Kubernetes quantity; {_suggestion(text)}") from None
-    if not any(ch in _DIGITS for ch in text):
+    if _DIGITS.isdisjoint(text):
         raise SizeError(f"{shown} has no number; write a size such as 8Gi")
     suffix = text.lstrip("+-0123456789.")
     if suffix in ("m", "u", "n"):
