@@ -248,7 +248,7 @@ def _charge_ops(
     for index in charged:
         ops += memory.charge(
             containers[index].get("resources"),
-            path=patches.pointer("spec", "containers", index, "resources"),
+            path=f"/spec/containers/{index}/resources",  # nothing to escape (patches.pointer)
             where=f"spec.containers[{index}].resources",
             size=size.bytes,
             fmt=size.format,

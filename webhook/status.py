@@ -18,6 +18,7 @@ from webhook.quantity import parse_size
 STATUS_ANNOTATION = "shm-injection-status"
 # json.dumps with separators builds an encoder per call; this one is built once.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_STATUS_PATH = patches.pointer("metadata", "annotations", STATUS_ANNOTATION)
 
 
 def read_status(text: str | None) -> dict[str, Any] | None:
@@ -47,4 +48,4 @@ def status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
         return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
     if pod["metadata"].get("annotations") is None:
         return patches.add("/metadata/annotations", {STATUS_ANNOTATION: value})
-    return patches.add(patches.pointer("metadata", "annotations", STATUS_ANNOTATION), value)
+    return patches.add(_STATUS_PATH, value)

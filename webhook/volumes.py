@@ -28,7 +28,7 @@ def mount_ops(
             if uses_path(container, mount_path, where):
                 kept.append(name)
                 continue
-            base = patches.pointer("spec", kind, index)
+            base = f"/spec/{kind}/{index}"  # no `~` or `/` to escape (patches.pointer)
             ops.append(append(container, "volumeMounts", mount, base=base))
             mounted.append((kind, index))
     return ops, mounted, kept
