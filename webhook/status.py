@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from webhook import patches
 from webhook.checks import is_dns_label
 from webhook.quantity import parse_size
@@ -43,9 +45,28 @@ def read_status(text: str | None) -> dict[str, Any] | None:
 
 
 def status_op(pod: Mapping[str, Any], status: dict[str, Any]) -> patches.Op:
-    value = _COMPACT_JSON.encode(status)
+    """The op writing `status` (the four fields `read_status` checks, and whatever else an
+    earlier record carried) into the pod's annotations."""
+    value = _compact(status)
     if pod.get("metadata") is None:
         return patches.add("/metadata", {"annotations": {STATUS_ANNOTATION: value}})
     if pod["metadata"].get("annotations") is None:
         return patches.add("/metadata/annotations", {STATUS_ANNOTATION: value})
     return patches.add(_STATUS_PATH, value)
+
+
+def _compact(status: dict[str, Any]) -> str:
+    """`status` as compact JSON, byte for byte as `_COMPACT_JSON` writes it, at a tenth of its
+    cost (~0.3 µs against 3) when orjson writes the same bytes: for the four fields alone
+    (strings and lists of strings) in printable ASCII with nothing to escape. Anything else
+    (an earlier record's extra keys may hold floats, which the two print differently; names
+    to escape, which json writes as \\uXXXX) takes json."""
+    if len(status) == 4:
+        try:
+            value = orjson.dumps(status)
+        except orjson.JSONEncodeError:  # a lone surrogate, which json escapes
+            pass
+        else:
+            if value.isascii() and b"\\" not in value and b"\x7f" not in value:
+                return value.decode("ascii")
+    return _COMPACT_JSON.encode(status)
