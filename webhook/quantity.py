@@ -90,10 +90,11 @@ def _parse_plain(text: str) -> Quantity | None:
     if not (0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()):
         return None
     suffix = text[len(digits) :]
-    if suffix in _BINARY_SUFFIXES:
+    power = _BINARY_SUFFIXES.get(suffix)
+    if power is not None:
         # At most (10^18 - 1) * 2^60: capped at 2^63-1 as apimachinery does.
-        value = min(int(digits) << _BINARY_SUFFIXES[suffix], MAX_INT64)
-        return Quantity(value, Format.BINARY_SI)
+        value = int(digits) << power
+        return Quantity(value if value <= MAX_INT64 else MAX_INT64, Format.BINARY_SI)
     exponent = _DECIMAL_SUFFIXES.get(suffix)
     if exponent is None:
         return None
