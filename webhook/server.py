@@ -60,7 +60,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
         entry = _entry(
-            time=_iso_time(record.created),
+            stamp=_iso_time(record.created),
             level=record.levelname,
             name=record.name,
             message=record.getMessage(),
@@ -88,7 +88,7 @@ class AdmissionLines:
 
     def __call__(self, level: int, fields: dict[str, Any]) -> None:
         entry = _entry(
-            time=self._now(),
+            stamp=self._now(),
             level=logging.getLevelName(level),
             name=ADMISSION_LOGGER,
             message=ADMISSION_MESSAGE,
@@ -115,10 +115,10 @@ def _iso_time(created: float) -> str:
 
 
 def _entry(
-    *, time: str, level: str, name: str, message: str, fields: dict[str, Any] | None
+    *, stamp: str, level: str, name: str, message: str, fields: dict[str, Any] | None
 ) -> dict[str, Any]:
     entry = {
-        "time": time,
+        "time": stamp,
         "level": level.lower(),
         "logger": name,
         "message": message,

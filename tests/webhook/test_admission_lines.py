@@ -20,9 +20,7 @@ from webhook import server
             [1_764_876_000_999_999_999, 1_764_876_001_000_000_000],
             id="the next second is formatted anew",
         ),
-        pytest.param(
-            [1_764_876_000_100_000_000, 1_764_876_000_900_000_000], id="within a second"
-        ),
+        pytest.param([1_764_876_000_100_000_000, 1_764_876_000_900_000_000], id="within a second"),
     ],
 )
 def test_the_time_is_iso_8601_utc_to_the_millisecond(
