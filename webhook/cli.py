@@ -120,9 +120,7 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
         help="leave the webhook configuration alone (it may not exist yet); keep a CA that is "
         "still usable",
     )
-    bootstrap.add_argument(
-        "--kubeconfig", type=Path, metavar="PATH", help="default: the in-cluster account"
-    )
+    _cluster_flags(bootstrap, scope="")
     bootstrap.add_argument(
         "--timeout",
         type=_seconds,
@@ -150,9 +148,7 @@ def _certs_check_flags(check: argparse.ArgumentParser) -> None:
     source.add_argument("--secret", metavar="NAME", help="a kubernetes.io/tls Secret")
     source.add_argument("--endpoint", metavar="HOST:PORT", help="the certificate served there")
     check.add_argument("--namespace", metavar="NS", help="with --secret")
-    check.add_argument(
-        "--kubeconfig", type=Path, metavar="PATH", help="with --secret; default: in-cluster"
-    )
+    _cluster_flags(check, scope="with --secret: ")
     check.add_argument("--server-name", metavar="NAME", help="with --endpoint; default: HOST")
     check.add_argument(
         "--ca-file", type=Path, metavar="FILE", help="with --endpoint: verify against these CAs"
@@ -165,6 +161,20 @@ def _certs_check_flags(check: argparse.ArgumentParser) -> None:
         help="exit 1 when fewer days are left (default 30)",
     )
     check.set_defaults(run=subcommands.certs_check)
+
+
+def _cluster_flags(parser: argparse.ArgumentParser, *, scope: str) -> None:
+    """--kubeconfig and --context, resolved as kubectl does (`certs.cluster.api_client`)."""
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help=f"{scope}a kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else the"
+        " in-cluster service account)",
+    )
+    parser.add_argument(
+        "--context", metavar="NAME", help=f"{scope}the kubeconfig context (default: its current)"
+    )
 
 
 def _service_flags(parser: argparse.ArgumentParser, *, service_help: str) -> None:
