@@ -1,5 +1,5 @@
-"""The `shm-webhook` command line: `serve`, `mutate` and `certs generate|bootstrap|check`
-(docs/commands.md).
+"""The `shm-webhook` command line: `serve`, `mutate`, `certs generate|bootstrap|check` and
+`check` (docs/commands.md).
 
 Owns: `main` (errors to exit codes: 2 with one line on stderr for a bad setting or input) and
 the argument parser. Every setting is a flag of `serve`, every policy setting a flag of
@@ -78,7 +78,52 @@ def _parser() -> argparse.ArgumentParser:
     mutate.set_defaults(run=subcommands.mutate)
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
     _certs_commands(certs)
+    _check_flags(commands.add_parser("check", help="diagnose a live install (and a pod of yours)"))
     return parser
+
+
+def _check_flags(check: argparse.ArgumentParser) -> None:
+    _cluster_flags(check, scope="")
+    found = check.add_mutually_exclusive_group()
+    found.add_argument(
+        "--release-namespace",
+        metavar="NS",
+        help="check the install whose webhooks call a Service in NS (default: every"
+        " MutatingWebhookConfiguration labelled app.kubernetes.io/part-of=shm-webhook)",
+    )
+    found.add_argument(
+        "--webhook-config", metavar="NAME", help="check this MutatingWebhookConfiguration"
+    )
+    check.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="where the probe pod is dry-run created (default: the -f pod's namespace, else"
+        " default)",
+    )
+    check.add_argument(
+        "-f",
+        "--filename",
+        metavar="PATH",
+        help="probe with this Pod (or a workload's pod template), YAML or JSON, - for stdin,"
+        " instead of a generated pod",
+    )
+    check.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="default text"
+    )
+    check.add_argument(
+        "--threshold-days",
+        type=_days_or_zero,
+        default=14,
+        metavar="N",
+        help="fail when a serving certificate has fewer days left (default 14)",
+    )
+    check.add_argument(
+        "--handshake",
+        action="store_true",
+        help="also dial every endpoint of the webhook Service and check what it serves (needs"
+        " to run where the pods are reachable)",
+    )
+    check.set_defaults(run=subcommands.check)
 
 
 def _certs_commands(certs: argparse.ArgumentParser) -> None:
