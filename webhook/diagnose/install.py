@@ -72,7 +72,7 @@ def _entry_check(entry: Json) -> Check:
         service = config["service"]
         target = (
             f"Service {service.get('namespace')}/{service.get('name')} port"
-            f" {service.get('port', 443)}{service.get('path', '')}"
+            f" {service.get('port', 443)}, path {service.get('path') or '/'}"
         )
     elif config.get("url"):
         target = f"URL {config['url']}"

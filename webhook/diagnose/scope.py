@@ -126,7 +126,7 @@ def policy_checks(
         return [
             warned(
                 "namespace policy",
-                f"off, but {len(marked)} namespace{'' if len(marked) == 1 else 's'} carry its"
+                f"off, but {_count(marked, 'namespace carries', 'namespaces carry')} its"
                 f" annotations or label: {listing([name_of(n) for n in marked])}",
                 hint="the webhook ignores them unless the chart's namespacePolicy.enabled is"
                 " true (docs/namespaces.md)",
@@ -159,10 +159,10 @@ def policy_checks(
     more = len(healthy) - DETAILED
     details = tuple(healthy[:DETAILED]) + ((f"(+{more} more)",) if more > 0 else ())
     count = f"{len(healthy)} namespace{'' if len(healthy) == 1 else 's'}"
-    summary = passed(
-        "namespace policy", f"{count} with a valid default or ceiling", details=details
-    )
-    return [summary, *checks]
+    said = f"on; {count} with a valid default size or ceiling of their own"
+    if not marked:
+        said = "on; no namespace has a default size or ceiling of its own"
+    return [passed("namespace policy", said, details=details), *checks]
 
 
 def effective(reading: NamespaceReading, policy: Policy) -> str:
@@ -180,6 +180,10 @@ def effective(reading: NamespaceReading, policy: Policy) -> str:
         shown = "no default"
     cap = format_bytes(ceiling, Format.BINARY_SI) if ceiling is not None else "none"
     return f"{shown}, ceiling {cap}"
+
+
+def _count(items: Sequence[object], one: str, many: str) -> str:
+    return f"{len(items)} {one if len(items) == 1 else many}"
 
 
 def _has_policy(namespace: Json) -> bool:
