@@ -177,8 +177,11 @@ def _memory(submitted: Json, stored: Json) -> list[dict[str, Any]]:
     for container in stored["spec"].get("containers") or []:
         was = old.get(container.get("name"), {})
         entry: dict[str, Any] = {"container": container.get("name")}
+        limit = ((was.get("resources") or {}).get("limits") or {}).get("memory")
         for key, kind in (("requests", "request"), ("limits", "limit")):
             before = ((was.get("resources") or {}).get(key) or {}).get("memory")
+            # The kube-apiserver defaults a missing request to the limit before admission.
+            before = limit if before is None and kind == "request" else before
             after = ((container.get("resources") or {}).get(key) or {}).get("memory")
             if after is not None and after != before:
                 entry[kind] = (before, after)

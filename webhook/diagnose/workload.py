@@ -126,7 +126,7 @@ def _budget_check(reader: Reader, deployment: Json, *, title: str, desired: int)
 
 
 def secret_name(deployment: Json | None, *, service: str) -> tuple[str, str]:
-    """(the serving Secret's name, how it was found)."""
+    """(the serving Secret's name, how it was found: "from ..." or "by ...")."""
     volumes = (
         (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     ).get("volumes") or []
@@ -136,7 +136,7 @@ def secret_name(deployment: Json | None, *, service: str) -> tuple[str, str]:
         if volume.get("name") == TLS_VOLUME or any(i.get("key") == CERT_KEY for i in items or []):
             return str(
                 volume["secret"].get("secretName")
-            ), f"the Deployment's {volume['name']} volume"
+            ), f"from the Deployment's {volume['name']} volume"
     return suffixed(service, "tls"), "the chart's naming"
 
 
@@ -152,7 +152,7 @@ def read_secret_cert(
             "tls.mode=bootstrap: the chart's pre-install Job creates it; certManager: cert-manager"
             f" issues it from Certificate {service}; manual: the Secret of tls.existingSecret"
         )
-        return None, failed(who, f"(named by {found}): {refused.problem}", hint=hint)
+        return None, failed(who, f"{refused.problem} (named {found})", hint=hint)
     encoded = (secret.get("data") or {}).get(CERT_KEY, "")
     try:
         pem = base64.b64decode(encoded, validate=True)
