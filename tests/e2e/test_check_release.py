@@ -16,15 +16,26 @@ import base64
 import json
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e import cluster
-from tests.e2e.checking import CHECK_TIMEOUT_S, Ran, run_check
+from tests.e2e.checking import (
+    ASKS_FOR_SHM,
+    AVAILABLE,
+    CHECK_TIMEOUT_S,
+    HEALTHY_BUDGET,
+    Ran,
+    cluster_ip_service,
+    configuration,
+    entry,
+    release_objects,
+    run_check,
+    set_status,
+)
 from tests.e2e.cluster import Kubectl, pod
 from tests.e2e.controlplane import ControlPlane, free_port
 from tests.e2e.served import ServedWebhook, cli
@@ -44,59 +55,6 @@ SELECTOR = {
     "app.kubernetes.io/instance": "check",
     "app.kubernetes.io/component": "webhook",
 }
-# As the chart renders it for Kubernetes 1.28+: only annotated pods reach the main entry.
-ASKS_FOR_SHM = {
-    "matchConditions": [
-        {
-            "name": "asks-for-shm",
-            "expression": "has(object.metadata.annotations) && 'shm-size' in"
-            " object.metadata.annotations",
-        }
-    ]
-}
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def entry(
-    name: str, *, namespace_selector: dict[str, Any], port: int, service: str = SERVICE
-) -> dict[str, Any]:
-    """One webhook of the chart's shape, calling `service` in the release namespace."""
-    (webhook,) = cluster.webhook_configuration(
-        name,
-        client_config={
-            "service": {"name": service, "namespace": RELEASE_NS, "port": port, "path": "/mutate"}
-        },
-        namespace_selector=namespace_selector,
-    )["webhooks"]
-    webhook["name"] = name
-    return webhook
-
-
-def configuration(name: str, webhooks: list[dict[str, Any]], **labels: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": labels},
-        "webhooks": webhooks,
-    }
-
-
-def set_status(kube: Kubectl, kind: str, name: str, status: Mapping[str, Any]) -> None:
-    done = kube(
-        "patch",
-        kind,
-        name,
-        "-n",
-        RELEASE_NS,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
-    assert done.code == 0, done.stderr
 
 
 @dataclass(frozen=True)
@@ -112,61 +70,10 @@ def release(
     port = free_port()
     kube.apply(cluster.namespace(RELEASE_NS, {}))
     kube.apply(cluster.namespace(PODS_NS, SCOPE))
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": SERVICE, "namespace": RELEASE_NS},
-            "spec": {
-                "type": "ExternalName",
-                "externalName": "127.0.0.1",
-                "selector": SELECTOR,
-                "ports": [{"name": "https", "port": port}],
-            },
-        }
-    )
-    template_spec = {
-        "containers": [
-            {
-                "name": "webhook",
-                "image": "ghcr.io/shm-webhook/shm-webhook:dev",
-                "env": [{"name": "SHM_WEBHOOK_ANNOTATION", "value": "shm-size"}],
-            }
-        ],
-        "volumes": [{"name": "tls", "secret": {"secretName": SECRET}}],
-    }
-    kube.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": SERVICE, "namespace": RELEASE_NS},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": SELECTOR},
-                "template": {
-                    "metadata": {"labels": {**SELECTOR, "shm-injection": "disabled"}},
-                    "spec": template_spec,
-                },
-            },
-        }
-    )
-    set_status(
-        kube, "deployment", SERVICE, {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}
-    )
-    kube.apply(
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": SERVICE, "namespace": RELEASE_NS},
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": SELECTOR}},
-        }
-    )
-    set_status(
-        kube,
-        "poddisruptionbudget",
-        SERVICE,
-        {"disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2},
-    )
+    for manifest in release_objects(RELEASE_NS, name=SERVICE, selector=SELECTOR, port=port):
+        kube.apply(manifest)
+    set_status(kube, "deployment", SERVICE, RELEASE_NS, AVAILABLE)
+    set_status(kube, "poddisruptionbudget", SERVICE, RELEASE_NS, HEALTHY_BUDGET)
     main_selector = {
         "matchLabels": SCOPE,
         "matchExpressions": [
@@ -174,33 +81,17 @@ def release(
         ],
     }
     defaults_selector = {"matchLabels": {**SCOPE, "shm-injection/defaults": "true"}}
-    kube.apply(
-        configuration(
-            CONFIG,
-            [
-                {**entry(MAIN, namespace_selector=main_selector, port=port), **ASKS_FOR_SHM},
-                entry(
-                    f"namespace-defaults.{MAIN}", namespace_selector=defaults_selector, port=port
-                ),
-            ],
-            **{"app.kubernetes.io/part-of": "shm-webhook"},
-        )
-    )
+    webhooks = [
+        {**entry(MAIN, RELEASE_NS, selector=main_selector, port=port), **ASKS_FOR_SHM},
+        entry(f"namespace-defaults.{MAIN}", RELEASE_NS, selector=defaults_selector, port=port),
+    ]
+    kube.apply(configuration(CONFIG, webhooks, **{"app.kubernetes.io/part-of": "shm-webhook"}))
     bootstrap = subprocess.run(
         [
             *cli(),
-            "certs",
-            "bootstrap",
-            "--secret",
-            SECRET,
-            "--namespace",
-            RELEASE_NS,
-            "--service",
-            SERVICE,
-            "--webhook-config",
-            CONFIG,
-            "--kubeconfig",
-            str(control_plane.kubeconfig),
+            *("certs", "bootstrap", "--secret", SECRET, "--namespace", RELEASE_NS),
+            *("--service", SERVICE, "--webhook-config", CONFIG),
+            *("--kubeconfig", str(control_plane.kubeconfig)),
         ],
         capture_output=True,
         text=True,
@@ -375,9 +266,7 @@ def test_a_namespace_default_without_its_label_is_named_with_the_fix(
 def test_unavailable_replicas_fail_with_where_to_look(
     kube: Kubectl, control_plane: ControlPlane
 ) -> None:
-    set_status(
-        kube, "deployment", SERVICE, {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1}
-    )
+    set_status(kube, "deployment", SERVICE, RELEASE_NS, {**AVAILABLE, "availableReplicas": 1})
     try:
         ran = run_check(
             control_plane.kubeconfig,
@@ -389,9 +278,7 @@ def test_unavailable_replicas_fail_with_where_to_look(
             "json",
         )
     finally:
-        set_status(
-            kube, "deployment", SERVICE, {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}
-        )
+        set_status(kube, "deployment", SERVICE, RELEASE_NS, AVAILABLE)
 
     assert ran.code == 1
     deployment = ran.checks()[f"Deployment {RELEASE_NS}/{SERVICE}"]
@@ -406,14 +293,7 @@ def test_endpoints_are_read_from_endpoint_slices_and_none_ready_fails(
     kube: Kubectl, control_plane: ControlPlane
 ) -> None:
     for name in ("shm-check-slices", "shm-check-empty"):
-        kube.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "namespace": RELEASE_NS},
-                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 8443}]},
-            }
-        )
+        kube.apply(cluster_ip_service(name, RELEASE_NS))
     kube.apply(
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -437,25 +317,12 @@ def test_endpoints_are_read_from_endpoint_slices_and_none_ready_fails(
     )
     nowhere = {"matchLabels": {"shm-e2e-check": "nowhere"}}  # the probe never calls these
     name = "shm-check-endpoints"
-    kube.apply(
-        configuration(
-            name,
-            [
-                entry(
-                    "slices.shm-check.e2e.test",
-                    namespace_selector=nowhere,
-                    port=443,
-                    service="shm-check-slices",
-                ),
-                entry(
-                    "empty.shm-check.e2e.test",
-                    namespace_selector=nowhere,
-                    port=443,
-                    service="shm-check-empty",
-                ),
-            ],
-        )
-    )
+    webhooks = [
+        entry(f"{service}.shm-check.e2e.test", RELEASE_NS, selector=nowhere, port=443,
+              service=f"shm-check-{service}")
+        for service in ("slices", "empty")
+    ]  # fmt: skip
+    kube.apply(configuration(name, webhooks))
     try:
         ran = run_check(
             control_plane.kubeconfig, "--webhook-config", name, "--namespace", PODS_NS, "-o", "json"
