@@ -80,7 +80,7 @@ def _scope(entry: Json, namespaces: Sequence[Json]) -> Check:
         if unmet is None:
             inside.append(name_of(namespace))
             continue
-        reason = explain(unmet, labels)
+        reason = explain(unmet, labels, exact=False)
         outside.setdefault(reason, []).append(name_of(namespace))
         hints.setdefault(reason, remedy(unmet, kind="namespace", name="NAME"))
     count = f"{len(inside)} namespace{'' if len(inside) == 1 else 's'} in scope"

@@ -96,12 +96,13 @@ def first_unmet(
     return None
 
 
-def explain(term: Requirement, labels: Mapping[str, str]) -> str:
-    """Why `term` does not hold for `labels`, as a predicate: "lacks the label a=b"."""
+def explain(term: Requirement, labels: Mapping[str, str], *, exact: bool = True) -> str:
+    """Why `term` does not hold for `labels`, as a predicate: "lacks the label a=b". Not
+    `exact`, the words do not depend on the label's value, so that objects group by them."""
     actual = labels.get(term.key)
     if term.operator == "In":
         wanted = _choices(term)
-        if actual is None:
+        if actual is None or not exact:
             return f"lacks the label {wanted}"
         return f"is labelled {term.key}={actual}, not {wanted}"
     if term.operator == "NotIn":
@@ -110,7 +111,7 @@ def explain(term: Requirement, labels: Mapping[str, str]) -> str:
         return f"is labelled {term.key}={actual}"
     if term.operator == "Exists":
         return f"lacks the label {term.key}"
-    return f"has the label {term.key}={actual}"
+    return f"has the label {term.key}={actual}" if exact else f"has the label {term.key}"
 
 
 def remedy(

@@ -94,12 +94,14 @@ def test_a_main_entry_serving_no_namespace_is_a_warning_saying_how_to_add_one(
 
 
 def test_the_helm_test_entry_serves_the_release_namespace_only(chart: Chart) -> None:
-    found = scope_checks(entries(chart), CLUSTER)
+    _, helm_test = scope_checks(entries(chart), CLUSTER)
 
-    assert [c.message for c in found] == [
-        "1 namespace in scope: ml",
-        "1 namespace in scope: shm-system",
-    ]
+    assert helm_test.message == "1 namespace in scope: shm-system"
+    assert helm_test.details == (  # one group, though each namespace has its own name label
+        "not in scope, lacks the label kubernetes.io/metadata.name=shm-system: default,"
+        " kube-system, ml, team-0, team-1 (+5 more)",
+        "pods: only those whose labels match shm-webhook/helm-test In (rel)",
+    )
 
 
 def test_namespace_policy_reports_each_namespace_default_ceiling_and_problem(chart: Chart) -> None:
