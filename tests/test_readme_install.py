@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from tests.chart.render import Chart, of_kind, webhook
+from tests.chart.render import Chart, of_kind, webhook, webhooks
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -50,7 +50,7 @@ def test_each_helm_install_deploys_the_image_the_readme_made(helm: str) -> None:
 
 
 def test_the_cluster_scope_upgrade_renders(helm: str) -> None:
-    [upgrade] = commands("helm upgrade")
+    [upgrade] = [words for words in commands("helm upgrade") if "scope=cluster" in words]
     hook = webhook(Chart(helm).render(*set_values(upgrade)))
     [scope] = [
         e for e in hook["namespaceSelector"]["matchExpressions"] if e["key"] == "shm-injection"
@@ -66,3 +66,12 @@ def test_the_namespace_label_the_readme_sets_is_the_one_the_webhook_selects(helm
         e for e in hook["namespaceSelector"]["matchExpressions"] if e["key"] == "shm-injection"
     ]
     assert scope == {"key": "shm-injection", "operator": "In", "values": ["enabled"]}
+
+
+def test_the_namespace_policy_upgrade_and_labels_fit_the_chart(helm: str) -> None:
+    [upgrade] = [w for w in commands("helm upgrade") if "namespacePolicy.enabled=true" in w]
+    objects = Chart(helm).render(*set_values(upgrade))
+    entries = [w["name"] for w in webhooks(objects)]
+    assert any(name.startswith("namespace-defaults.") for name in entries)
+    labels = [words[-1] for words in commands("kubectl label namespace")]
+    assert "shm-injection/defaults=true" in labels

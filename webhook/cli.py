@@ -182,7 +182,7 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
         metavar="SHA256|FILE",
         help="stop trusting this CA (its SHA-256 fingerprint, or a PEM file of it): a new CA if "
         "the Secret holds it, then, once every endpoint serves the new certificate, a caBundle "
-        "without it (docs/runbook-key-leak.md)",
+        "without it (docs/runbook-key-leak.md); repeatable (default none)",
     )
     bootstrap.set_defaults(run=subcommands.certs_bootstrap)
 
