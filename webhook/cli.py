@@ -78,7 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     mutate.set_defaults(run=subcommands.mutate)
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
     _certs_commands(certs)
-    _check_flags(commands.add_parser("check", help="diagnose a live install (and a pod of yours)"))
+    check = commands.add_parser(
+        "check",
+        help="diagnose a live install (and a pod of yours)",
+        description="Check the webhook's configuration, Service, pods, certificate and scope"
+        " through the Kubernetes API, then dry-run a pod and say whether it got its /dev/shm,"
+        " or why not (docs/commands.md#check).",
+    )
+    _check_flags(check)
     return parser
 
 

@@ -10,6 +10,7 @@ test_check_release.py.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -108,6 +109,35 @@ def test_a_namespace_without_the_label_is_named_as_out_of_scope(
     ]
     scope = next(line for line in lines if line.startswith(f"✔ scope of {HOOK}: "))
     assert injected_namespace in scope
+
+
+@pytest.mark.usefixtures("webhook")
+def test_your_pod_left_alone_by_the_webhook_is_explained_by_its_warning(
+    control_plane: ControlPlane, injected_namespace: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "host-ipc.json"
+    manifest.write_text(
+        json.dumps(
+            pod("mine", namespace=injected_namespace, annotations={"shm-size": "1Gi"}, hostIPC=True)
+        )
+    )
+
+    ran = run_check(
+        control_plane.kubeconfig,
+        "--webhook-config",
+        WEBHOOK_CONFIG,
+        "-f",
+        str(manifest),
+        "-o",
+        "json",
+    )
+
+    assert ran.code == 1
+    warning = "shm-size ignored: hostIPC pods share the host's /dev/shm"
+    assert ran.json()["probe"]["warnings"] == [warning]  # read from the answer's Warning header
+    assert ran.checks()[f"pod of {manifest} in namespace {injected_namespace}"]["message"] == (
+        f"not changed: the webhook left it alone: {warning}"
+    )
 
 
 def test_a_cabundle_of_another_ca_is_named_and_the_apiserver_error_quoted(

@@ -24,6 +24,8 @@ from certs.cluster import api_problem, unreachable
 from webhook.diagnose.probe import parse_warning
 
 REQUEST_TIMEOUT_S = 15.0
+# A dry-run create waits for every webhook, each up to its timeoutSeconds (at most 30).
+DRY_RUN_TIMEOUT_S = 60.0
 PART_OF_LABEL = "app.kubernetes.io/part-of=shm-webhook"  # every object the chart makes
 
 Json = dict[str, Any]
@@ -80,7 +82,13 @@ class Reader:
 
     def dry_run_pod(self, namespace: str, pod: Json) -> tuple[Json, list[str]]:
         """The pod as a dry-run create (`dryRun=All`) stores it, and the answer's warnings."""
-        response = self._call(self._core.create_namespaced_pod, namespace, pod, dry_run="All")
+        response = self._call(
+            self._core.create_namespaced_pod,
+            namespace,
+            pod,
+            dry_run="All",
+            _request_timeout=DRY_RUN_TIMEOUT_S,
+        )
         headers = response.headers.getlist("Warning") if response.headers else []
         return json.loads(response.data), [parse_warning(header) for header in headers]
 
@@ -89,8 +97,9 @@ class Reader:
         return answer
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", self.timeout)
         try:
-            return method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            return method(*args, _preload_content=False, **kwargs)
         except ApiException as error:
             raise Refused(error.status or 0, _status_message(error), api_problem(error)) from None
         except urllib3.exceptions.HTTPError as error:

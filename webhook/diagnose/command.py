@@ -60,36 +60,46 @@ def run(options: CheckOptions, *, out: TextIO, now: datetime | None = None) -> i
         raise BadInput(f"--threshold-days must be 0 or more, got {options.threshold_days}")
     submitted, named = _read_pod(options.filename)
     namespace = options.namespace or named or DEFAULT_NAMESPACE
-    found = Report()
     limits = Limits(
         now=now or datetime.now(UTC),
         threshold_days=options.threshold_days,
         handshake=options.handshake,
     )
+    found = Report()
     with api_client(options.kubeconfig, context=options.context) as api:
         reader = Reader(api)
         configurations = _configurations(reader, options, found)
-        namespaces = _namespaces(reader, found) if configurations else None
-        entries: list[dict[str, Any]] = []
-        policy: Policy | None = None
-        for configuration in configurations:
-            checks, deployed = configuration_checks(reader, configuration, limits=limits)
-            found.checks += checks
-            policy = policy or deployed
-            entries += configuration.get("webhooks") or []
-        policy = policy or Policy()
-        for configuration in configurations if namespaces is not None else []:
-            webhooks = configuration.get("webhooks") or []
-            found.checks += scope_checks(webhooks, namespaces or [])
-            found.checks += policy_checks(webhooks, namespaces or [], policy)
         if configurations:
+            namespaces, entries, policy = _install(reader, configurations, found, limits=limits)
             pod = submitted or probe_pod(namespace=namespace, annotation=policy.annotation)
             pod["metadata"]["namespace"] = namespace
+            what = f"pod of {options.filename}" if options.filename else "probe pod"
             _probe(reader, pod, found, namespaces=namespaces, entries=entries, policy=policy,
-                   name=f"{'pod of ' + options.filename if options.filename else 'probe pod'}"
-                   f" in namespace {namespace}")  # fmt: skip
+                   name=f"{what} in namespace {namespace}")  # fmt: skip
     out.write(rendering.as_json(found) if options.output == "json" else rendering.text(found))
     return found.exit_code()
+
+
+def _install(
+    reader: Reader, configurations: list[dict[str, Any]], found: Report, *, limits: Limits
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]], Policy]:
+    """Every check of the configurations, then their scope and the namespaces' policies; the
+    namespaces (None when they cannot be listed), all the webhook entries, and the policy of
+    the first Deployment found (the defaults when none)."""
+    entries: list[dict[str, Any]] = []
+    policy: Policy | None = None
+    for configuration in configurations:
+        checks, deployed = configuration_checks(reader, configuration, limits=limits)
+        found.checks += checks
+        policy = policy or deployed
+        entries += configuration.get("webhooks") or []
+    policy = policy or Policy()
+    namespaces = _namespaces(reader, found)
+    for configuration in configurations if namespaces is not None else []:
+        webhooks = configuration.get("webhooks") or []
+        found.checks += scope_checks(webhooks, namespaces or [])
+        found.checks += policy_checks(webhooks, namespaces or [], policy)
+    return namespaces, entries, policy
 
 
 def _read_pod(filename: str | None) -> tuple[dict[str, Any] | None, str | None]:

@@ -59,7 +59,7 @@ def configuration_checks(
     for target, called in services.items():
         found, deployment = _service_checks(reader, target, entries=called, limits=limits)
         checks += found
-        policy = policy or (policy_of(deployment)[0] if deployment is not None else None)
+        policy = policy or (policy_of(deployment) if deployment is not None else None)
     for url, called in urls.items():
         checks += url_checks(url, entries=called, limits=limits)
     return checks, policy

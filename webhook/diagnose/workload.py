@@ -161,14 +161,13 @@ def read_secret_cert(
         return None, failed(who, f"holds no PEM certificate in {CERT_KEY}")
 
 
-def policy_of(deployment: Json | None) -> tuple[Policy, str]:
-    """The policy the webhook container's environment sets, and any setting that does not
-    parse (the server would not start with it; the default stands in for it here)."""
-    containers = (
-        (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
-    ).get("containers") or []
-    chosen = next((c for c in containers if c.get("name") == "webhook"), None)
-    chosen = chosen or (containers[0] if containers else {})
+def policy_of(deployment: Json | None) -> Policy:
+    """The policy the webhook container's `SHM_WEBHOOK_*` environment sets. A size that does
+    not parse is left at its default here: the server would refuse to start with it, which
+    the replicas check shows."""
+    spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = spec.get("containers") or [{}]
+    chosen = next((c for c in containers if c.get("name") == "webhook"), containers[0])
     env = {e.get("name"): e.get("value") for e in chosen.get("env") or [] if "value" in e}
     defaults = Policy()
     values: dict[str, Any] = {
@@ -176,18 +175,13 @@ def policy_of(deployment: Json | None) -> tuple[Policy, str]:
         "mount_path": env.get("SHM_WEBHOOK_MOUNT_PATH") or defaults.mount_path,
         "volume_name": env.get("SHM_WEBHOOK_VOLUME_NAME") or defaults.volume_name,
     }
-    try:
-        values["default_size"] = parse_default_size(
-            env.get("SHM_WEBHOOK_DEFAULT_SIZE") or "", field="SHM_WEBHOOK_DEFAULT_SIZE"
-        )
-        values["max_size"] = parse_max_size(
-            env.get("SHM_WEBHOOK_MAX_SIZE") or "", field="SHM_WEBHOOK_MAX_SIZE"
-        )
-    except SizeError as error:
-        return Policy(
-            **{k: v for k, v in values.items() if k not in ("default_size", "max_size")}
-        ), str(error)
-    return Policy(**values), ""
+    for key, parse in (("default_size", parse_default_size), ("max_size", parse_max_size)):
+        variable = f"SHM_WEBHOOK_{key.upper()}"
+        try:
+            values[key] = parse(env.get(variable) or "", field=variable)
+        except SizeError:
+            continue
+    return Policy(**values)
 
 
 def _template_labels(deployment: Json) -> dict[str, str]:
