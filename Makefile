@@ -17,7 +17,7 @@ serve: ## run the webhook on https://localhost:8443 with a dev certificate (flag
 lint: ## ruff, mypy, import-linter and hadolint, without the tests
 	scripts/lint
 
-bench: ## webhook vs raw-ASGI reference on one CPU, ~9 min; needs wrk (flags: ARGS="--quick")
+bench: ## webhook vs the Go reference and the Python floor on one CPU, ~13 min; needs wrk and Go (ARGS="--quick")
 	source scripts/venv.sh && .venv/bin/python -m bench $(ARGS)
 
 fmt: ## format the code and apply ruff's safe fixes

@@ -10,7 +10,7 @@ The event loop's timers have a 1 ms grain, so the last 2 ms before a due time ar
 (`sleep(0)`); without that, sends would leave up to a millisecond late and p50 would grow by a
 quarter of a millisecond. The price is a busy client CPU (the bench gives it CPU 0 to itself);
 its real work is about a quarter of a core at 1,000 req/s. Measured on the bench machine
-against the reference server: sends leave within 0.05 ms (p99) of their due time at 1,000
+against the Python floor: sends leave within 0.05 ms (p99) of their due time at 1,000
 req/s, and within ~1 ms at 3,000 req/s, so it can offer three times the rates the bench uses.
 `dispatch_lag` reports how late the generator itself was in every run (time spent waiting
 for a free connection, the server's doing, is not counted). Requests still unanswered `drain`

@@ -1,8 +1,15 @@
-"""The bench's figures: medians over rounds, webhook/reference ratios, the table, the targets.
+"""The bench's figures: medians over rounds, ratios to the Go reference, the table.
 
-Owns: `summarise(rounds)` (per server and payload, the median of each figure), `table` (the
-text printed at the end of a run) and `targets` (the performance issue's targets, checked).
-Latency that never finished (an overloaded server) is +inf in the medians and `null` in JSON.
+Owns: `figures(run)` (the flat figures of one server run), `summarise(runs)` (per server and
+payload, the median of each figure over the rounds), `paired_ratios` and `ratios` (per round,
+a server's figure over another's from the same round, then the median over the rounds) and
+`table` (the text printed at the end of a run). The targets and the suspect-run checks are
+bench.targets'.
+
+Ratios pair the servers of a round: they run back to back, so a host that slows down between
+rounds (the floor's CPU per typical request has gone from 172 to 274 µs within a day) moves
+both figures of a pair, and the ratio of a round is steadier than the ratio of two medians.
+Latency that never finished (an overloaded server) is +inf in the figures and `null` in JSON.
 """
 
 from __future__ import annotations
@@ -12,15 +19,13 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-# The performance issue's targets (figures of this 2-core machine).
-MAX_CPU_RATIO = 1.3
-MAX_CPU_US = 250.0
-MIN_RPS = {"typical": 3000.0, "large": 500.0}
-MAX_P99_RATIO = 1.5
-MAX_PEAK_RSS_MIB = 60.0
-MAX_READY_S = 1.5
+from bench.servers import SPECS
 
 Figures = dict[str, float | None]
+# (of, to) server pairs whose ratios the table shows when both ran: each Python server against
+# the Go reference, and the webhook against the floor (the cost of its own stack).
+RATIO_PAIRS = (("floor", "go"), ("webhook", "go"), ("webhook", "floor"))
+PAYLOAD_ORDER = ("small", "typical", "large")
 
 
 def figures(run: Mapping[str, Any], *, rates: Sequence[float]) -> Figures:
@@ -33,10 +38,10 @@ def figures(run: Mapping[str, Any], *, rates: Sequence[float]) -> Figures:
         "ready_s": run["ready_s"],
     }
     for rate in rates:
-        result = run["latency"][_rate_key(rate)]
+        result = run["latency"][rate_key(rate)]
         for name in ("p50", "p99", "p999"):
             value = result[f"{name}_ms"]
-            flat[f"{name}@{_rate_key(rate)}"] = math.inf if value is None else value
+            flat[f"{name}@{rate_key(rate)}"] = math.inf if value is None else value
     return flat
 
 
@@ -52,6 +57,46 @@ def summarise(runs: Iterable[Mapping[str, Any]], *, rates: Sequence[float]) -> d
     }
 
 
+def round_ratios(
+    runs: Iterable[Mapping[str, Any]], *, rates: Sequence[float], of: str, to: str
+) -> dict[str, dict[str, list[float]]]:
+    """{payload: {figure: [the ratio of `of` to `to` in each round where both ran]}}."""
+    rounds: dict[tuple[str, int], dict[str, Figures]] = {}
+    for run in runs:
+        if run["server"] in (of, to):
+            pair = rounds.setdefault((run["payload"], run["round"]), {})
+            pair[run["server"]] = figures(run, rates=rates)
+    found: dict[str, dict[str, list[float]]] = {}
+    for (payload, _), pair in sorted(rounds.items()):
+        if of in pair and to in pair:
+            by_figure = found.setdefault(payload, {})
+            for key, value in pair[of].items():
+                ratio = _ratio(value, pair[to][key])
+                if ratio is not None:
+                    by_figure.setdefault(key, []).append(ratio)
+    return found
+
+
+def paired_ratios(
+    runs: Iterable[Mapping[str, Any]], *, rates: Sequence[float], of: str, to: str
+) -> dict[str, Figures]:
+    """{payload: {figure: the median over rounds of the round's `of`/`to` ratio}}."""
+    return {
+        payload: {key: statistics.median(values) for key, values in by_figure.items()}
+        for payload, by_figure in round_ratios(runs, rates=rates, of=of, to=to).items()
+    }
+
+
+def ratios(runs: Sequence[Mapping[str, Any]], *, rates: Sequence[float]) -> dict[str, Any]:
+    """{"of/to": {payload: {figure: ratio}}} for each pair of RATIO_PAIRS that both ran."""
+    servers = {run["server"] for run in runs}
+    return {
+        f"{of}/{to}": paired_ratios(runs, rates=rates, of=of, to=to)
+        for of, to in RATIO_PAIRS
+        if {of, to} <= servers
+    }
+
+
 def _medians(rows: list[Figures]) -> Figures:
     keys = rows[0].keys()
     return {key: _median([row[key] for row in rows]) for key in keys}
@@ -62,23 +107,31 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def table(medians: Mapping[str, Any], *, rates: Sequence[float]) -> str:
-    """The figures as a text table: per payload, the webhook, the reference and their ratio."""
+def _ratio(value: float | None, baseline: float | None) -> float | None:
+    """value / baseline; +inf for an unfinished value against a finished one, else None
+    when either is missing or the baseline never finished."""
+    if value is None or baseline is None or baseline == 0 or math.isinf(baseline):
+        return None
+    return value / baseline
+
+
+def table(medians: Mapping[str, Any], paired: Mapping[str, Any], *, rates: Sequence[float]) -> str:
+    """Per payload: each server's medians, then the medians of the rounds' ratios."""
     columns = ["req/s", "CPU µs/req"]
-    for rate in rates:
-        columns.append(f"@{_rate_key(rate)} p50/p99/p99.9 ms")
+    columns += [f"@{rate_key(rate)} p50/p99/p99.9 ms" for rate in rates]
     columns += ["peak RSS MiB", "ready s"]
     rows = [["payload", "server", *columns]]
-    payloads = {payload for by_payload in medians.values() for payload in by_payload}
-    for payload in sorted(payloads, key=_payload_order):
-        ours = medians.get("webhook", {}).get(payload)
-        reference = medians.get("reference", {}).get(payload)
-        for server, row in (("webhook", ours), ("reference", reference)):
+    payloads = {p for by_payload in [*medians.values(), *paired.values()] for p in by_payload}
+    for payload in sorted(payloads, key=payload_order):
+        for server in sorted(medians, key=list(SPECS).index):
+            row = medians[server].get(payload)
             if row is not None:
-                rows.append([payload, server, *_cells(row, rates=rates)])
-        if ours is not None and reference is not None:
-            ratios = _ratios(ours, reference)
-            rows.append([payload, "ratio", *_cells(ratios, rates=rates, form="{:.2f}")])
+                rows.append([payload, SPECS[server].label, *_cells(row, rates=rates)])
+        for pair, by_payload in paired.items():
+            if payload in by_payload:
+                of, to = (SPECS[name].label for name in pair.split("/"))
+                cells = _cells(by_payload[payload], rates=rates, form="{:.2f}")
+                rows.append([payload, f"{of} ÷ {to}", *cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
@@ -90,24 +143,19 @@ def table(medians: Mapping[str, Any], *, rates: Sequence[float]) -> str:
 
 def _cells(row: Figures, *, rates: Sequence[float], form: str | None = None) -> list[str]:
     """Table cells; `form` formats every figure (ratios), else each has its own."""
-    cells = [_number(row["rps"], form or "{:.0f}"), _number(row["cpu_us"], form or "{:.0f}")]
+    cells = [
+        _number(row.get("rps"), form or "{:.0f}"),
+        _number(row.get("cpu_us"), form or "{:.0f}"),
+    ]
     for rate in rates:
-        key = _rate_key(rate)
-        latencies = (_number(row[f"{p}@{key}"], form or "{:.2f}") for p in ("p50", "p99", "p999"))
+        key = rate_key(rate)
+        latencies = (
+            _number(row.get(f"{p}@{key}"), form or "{:.2f}") for p in ("p50", "p99", "p999")
+        )
         cells.append("/".join(latencies))
-    cells.append(_number(row["peak_rss_mib"], form or "{:.1f}"))
-    cells.append(_number(row["ready_s"], form or "{:.2f}"))
+    cells.append(_number(row.get("peak_rss_mib"), form or "{:.1f}"))
+    cells.append(_number(row.get("ready_s"), form or "{:.2f}"))
     return cells
-
-
-def _ratios(ours: Figures, reference: Figures) -> Figures:
-    return {key: _ratio(ours[key], reference[key]) for key in ours}
-
-
-def _ratio(ours: float | None, reference: float | None) -> float | None:
-    if ours is None or reference is None or reference == 0 or math.isinf(reference):
-        return None
-    return ours / reference
 
 
 def _number(value: float | None, form: str) -> str:
@@ -116,123 +164,9 @@ def _number(value: float | None, form: str) -> str:
     return "unfinished" if math.isinf(value) else form.format(value)
 
 
-def paired_cpu_ratio(runs: Iterable[Mapping[str, Any]], payload: str) -> float | None:
-    """The median over rounds of webhook/reference CPU per request for `payload`.
-
-    The two servers of a round run back to back, so a host that slows down between rounds
-    (this one's reference has gone from 198 to 274 µs within one run) moves both figures of
-    a pair: the ratio of a round is steadier than the ratio of the two medians.
-    """
-    pairs: dict[int, dict[str, float]] = {}
-    for run in runs:
-        if run["payload"] == payload:
-            pairs.setdefault(run["round"], {})[run["server"]] = run["throughput"][
-                "cpu_us_per_request"
-            ]
-    ratios = [
-        pair["webhook"] / pair["reference"]
-        for pair in pairs.values()
-        if pair.get("webhook") and pair.get("reference")
-    ]
-    return statistics.median(ratios) if ratios else None
-
-
-def targets(
-    medians: Mapping[str, Any], runs: Iterable[Mapping[str, Any]] = ()
-) -> list[dict[str, Any]]:
-    """Each target of the issue that this run measured: what, the figure, the limit, met."""
-    ours: dict[str, Figures] = medians.get("webhook", {})
-    reference: dict[str, Figures] = medians.get("reference", {})
-    checks: list[tuple[str, float | None, str, float]] = []
-    typical, typical_ref = ours.get("typical"), reference.get("typical")
-    if typical is not None:
-        checks.append(("typical: CPU µs/request", typical["cpu_us"], "<=", MAX_CPU_US))
-        if typical_ref is not None:
-            ratio = paired_cpu_ratio(runs, "typical")
-            if ratio is None:
-                ratio = _ratio(typical["cpu_us"], typical_ref["cpu_us"])
-            checks.append(("typical: CPU vs reference", ratio, "<=", MAX_CPU_RATIO))
-    for payload, floor in MIN_RPS.items():
-        if payload in ours:
-            checks.append((f"{payload}: max req/s", ours[payload]["rps"], ">=", floor))
-    for payload, row in sorted(ours.items(), key=lambda item: _payload_order(item[0])):
-        if payload in reference and "p99@200" in row:
-            ratio = _ratio(row["p99@200"], reference[payload]["p99@200"])
-            checks.append((f"{payload}: p99 @200 vs reference", ratio, "<=", MAX_P99_RATIO))
-    if ours:
-        peak = max(row["peak_rss_mib"] or 0.0 for row in ours.values())
-        ready = max(row["ready_s"] or 0.0 for row in ours.values())
-        checks.append(("peak RSS MiB (all payloads)", peak, "<=", MAX_PEAK_RSS_MIB))
-        checks.append(("ready s (slowest start)", ready, "<=", MAX_READY_S))
-    return [
-        {
-            "target": what,
-            "value": value,
-            "limit": f"{op} {limit:g}",
-            "met": value is not None and (value <= limit if op == "<=" else value >= limit),
-        }
-        for what, value, op, limit in checks
-    ]
-
-
-def targets_text(checked: Sequence[Mapping[str, Any]]) -> str:
-    lines = []
-    for check in checked:
-        value = check["value"]
-        shown = "-" if value is None else f"{value:.2f}"
-        verdict = "met" if check["met"] else "MISSED"
-        lines.append(f"  {check['target']:<34} {shown:>9}  ({check['limit']})  {verdict}")
-    return "\n".join(lines)
-
-
-# A saturated server uses its whole CPU; less means something else ran on CPU 1.
-MIN_CPU_SHARE = 0.9
-# Sends leaving later than this after their due time mean the generator fell behind.
-MAX_DISPATCH_LAG_MS = 1.0
-
-
-def starved(throughput: Mapping[str, Any]) -> bool:
-    """The server did not have CPU 1 to itself during a wrk run."""
-    return bool(throughput["server_cpu_share"] < MIN_CPU_SHARE)
-
-
-def late(latency: Mapping[str, Any]) -> bool:
-    """The generator sent late: CPU 0 was not its own."""
-    lag = latency["dispatch_lag_p99_ms"]
-    return lag is not None and lag > MAX_DISPATCH_LAG_MS
-
-
-def anomalies(runs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """What makes a run's figures suspect (after its retries): say it next to the figures."""
-    found = []
-    for run in runs:
-        where = f"round {run['round']}, {run['payload']} on {run['server']}"
-        throughput = run["throughput"]
-        if starved(throughput):
-            found.append(
-                f"{where}: the server had {throughput['server_cpu_share']:.0%} of CPU 1 under"
-                " wrk (another process on it?): CPU per request and req/s are pessimistic"
-            )
-        if throughput["errors"]:
-            found.append(f"{where}: wrk saw {throughput['errors']} errors")
-        for rate, result in run["latency"].items():
-            if late(result):
-                found.append(
-                    f"{where} @{rate}: sends left {result['dispatch_lag_p99_ms']:.1f} ms late"
-                    " (p99): the load generator fell behind (a busy CPU 0?)"
-                )
-            if result["errors"]:
-                found.append(f"{where} @{rate}: {result['errors']} requests failed")
-        counted, logged = run["admissions_counted"], run["admissions_logged"]
-        if counted is not None and counted != logged:
-            found.append(f"{where}: {counted} admissions counted but {logged} logged")
-    return found
-
-
-def _rate_key(rate: float) -> str:
+def rate_key(rate: float) -> str:
     return f"{rate:g}"
 
 
-def _payload_order(payload: str) -> int:
-    order = ("small", "typical", "large")
-    return order.index(payload) if payload in order else len(order)
+def payload_order(payload: str) -> int:
+    return PAYLOAD_ORDER.index(payload) if payload in PAYLOAD_ORDER else len(PAYLOAD_ORDER)

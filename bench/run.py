@@ -1,10 +1,11 @@
-"""`python -m bench` (`make bench`): the webhook against the raw-ASGI reference, on one core.
+"""`python -m bench` (`make bench`): the webhook, the Python floor and the Go reference.
 
 Owns: the command line, the run plan and the results file. For every round, payload and
-server: start the server pinned to CPU 1 (time to ready), check its answer, warm it up, run wrk
-from CPU 0 for the maximum throughput and the server CPU per request, then the open-loop
-generator at each offered rate for latency, then read its peak RSS and stop it. The webhook and
-the reference alternate who goes first from round to round. Medians over the rounds are
+server: start the server pinned to CPU 1 (time to ready), check its answer (every server's
+must be the same bytes), warm it up, run wrk from CPU 0 for the maximum throughput and the
+server CPU per request, then the open-loop generator at each offered rate for latency, then
+read its peak RSS and stop it. The servers take turns going first: round r starts with the
+r-th. Medians over the rounds and the medians of each round's ratios to the Go reference are
 printed as a table with the targets of the performance issue, and everything is written to
 bench/results/<timestamp>.json.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -27,12 +29,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import load, report
+from bench import golang, load, report, targets
 from bench.payloads import NAMES, build_payloads
 from bench.procstat import memory_kib
 from bench.servers import (
     REPO,
     SERVERS,
+    SPECS,
     BenchError,
     Certificates,
     compile_sources,
@@ -54,7 +57,7 @@ class Plan:
     payloads: tuple[str, ...] = NAMES
     servers: tuple[str, ...] = SERVERS
     connections: int = 16
-    retries: int = 1  # per measurement disturbed by another process (see report.starved, late)
+    retries: int = 1  # per measurement disturbed by another process (targets.starved, late)
     source: str | None = None  # another checkout whose webhook is measured
 
 
@@ -64,17 +67,19 @@ QUICK = {"rounds": 1, "duration": 2.0, "warmup": 0.5, "latency_duration": 2.0}
 def main(argv: Sequence[str] | None = None) -> int:
     plan = _parse(argv)
     try:
-        check_machine()
+        check_machine(plan.servers)
         results = run(plan, log=lambda text: print(text, file=sys.stderr, flush=True))
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(report.table(results["medians"], rates=plan.rates))
-    print("\ntargets (medians):")
-    print(report.targets_text(results["targets"]))
+    path.write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n")
+    print(report.table(results["medians"], results["ratios"], rates=plan.rates))
+    print("\ntargets (medians of the rounds' ratios to Go):")
+    print(targets.targets_text(results["targets"]))
+    before, after = results["machine"]["loadavg_before"], results["machine"]["loadavg_after"]
+    print(f"\nload average: {before[0]:.2f} before, {after[0]:.2f} after")
     if results["anomalies"]:
         print("\nsuspect figures:")
         print("\n".join(f"  {line}" for line in results["anomalies"]))
@@ -82,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def check_machine() -> None:
+def check_machine(servers: Sequence[str] = SERVERS) -> None:
     """The tools and the two CPUs the bench needs; a BenchError says what is missing."""
+    if any(SPECS[name].program == "go" for name in servers) and golang.find_go() is None:
+        raise BenchError(f"no Go toolchain for the Go reference; {golang.INSTALL_HINT}")
     if shutil.which("wrk") is None:
         raise BenchError(f"wrk is not on PATH; {INSTALL_HINT}")
     if shutil.which("taskset") is None:
@@ -101,6 +108,12 @@ def run(plan: Plan, *, log: Callable[[str], None]) -> dict[str, Any]:
         log(f"warning: load average {load_before[0]:.2f}: figures will be noisy")
     source = Path(plan.source).resolve() if plan.source else None
     compile_sources(source=source)
+    go_binary = None
+    if any(SPECS[name].program == "go" for name in plan.servers):
+        try:
+            go_binary = golang.build()
+        except golang.GoError as error:
+            raise BenchError(str(error)) from None
     runs = []
     with tempfile.TemporaryDirectory(prefix="shm-bench-") as scratch:
         work = Path(scratch)
@@ -111,7 +124,8 @@ def run(plan: Plan, *, log: Callable[[str], None]) -> dict[str, Any]:
             body_files[name] = work / f"{name}.json"
             body_files[name].write_bytes(bodies[name])
         for round_number in range(plan.rounds):
-            order = plan.servers if round_number % 2 == 0 else plan.servers[::-1]
+            turn = round_number % len(plan.servers)
+            order = plan.servers[turn:] + plan.servers[:turn]
             for payload in plan.payloads:
                 answers = {}
                 for name in order:
@@ -124,21 +138,22 @@ def run(plan: Plan, *, log: Callable[[str], None]) -> dict[str, Any]:
                         certificates=certificates,
                         work=work,
                         source=source,
+                        go_binary=go_binary,
                     )
                     answers[name] = result.pop("answer")
                     runs.append({"round": round_number + 1, "payload": payload, **result})
                 if len(set(answers.values())) > 1:
                     raise BenchError(f"{payload}: the servers' answers differ: {answers}")
-    medians = report.summarise(runs, rates=plan.rates)
     return {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "plan": asdict(plan),
         "machine": _machine(load_before),
         "payload_bytes": {name: len(bodies[name]) for name in plan.payloads},
-        "medians": medians,
-        "targets": report.targets(medians),
-        "anomalies": report.anomalies(runs),
+        "medians": report.summarise(runs, rates=plan.rates),
+        "ratios": report.ratios(runs, rates=plan.rates),
+        "targets": targets.targets(runs, rates=plan.rates),
+        "anomalies": targets.anomalies(runs),
         "runs": runs,
     }
 
@@ -152,9 +167,16 @@ def measure(
     certificates: Certificates,
     work: Path,
     source: Path | None,
+    go_binary: Path | None = None,
 ) -> dict[str, Any]:
     """One server, one payload: start, check, warm up, throughput, latency, memory, stop."""
-    server = start(name, certificates=certificates, log_file=work / f"{name}.log", source=source)
+    server = start(
+        name,
+        certificates=certificates,
+        log_file=work / f"{name}.log",
+        source=source,
+        go_binary=go_binary,
+    )
     try:
         idle = memory_kib(server.pid)["VmRSS"]
         answer = server.post(body, context=certificates.client_context())
@@ -170,7 +192,7 @@ def measure(
                 duration=plan.duration,
                 connections=plan.connections,
             ),
-            disturbed=report.starved,
+            disturbed=targets.starved,
             retries=plan.retries,
         )
         latency = {
@@ -183,13 +205,13 @@ def measure(
                     rate=rate,
                     duration=plan.latency_duration,
                 ),
-                disturbed=report.late,
+                disturbed=targets.late,
                 retries=plan.retries,
             )
             for rate in plan.rates
         }
         peak = memory_kib(server.pid)["VmHWM"]
-        counted, logged = server.admissions_counted(), server.logged_admissions()
+        counted, logged = server.settled_counts()
     finally:
         server.stop()
     return {
@@ -219,6 +241,17 @@ def _retried(
         if attempts > retries or not disturbed(result):
             result["attempts"] = attempts
             return result
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every infinite float (latency that never finished) as None: JSON null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
@@ -261,7 +294,9 @@ def _parse(argv: Sequence[str] | None) -> Plan:
     parser.add_argument("--latency-duration", type=float, help="seconds per offered rate (8)")
     parser.add_argument("--rates", help="offered req/s for latency, comma-separated (200,1000)")
     parser.add_argument("--payloads", help=f"comma-separated, of {','.join(NAMES)}")
-    parser.add_argument("--servers", help=f"comma-separated, of {','.join(SERVERS)}")
+    parser.add_argument(
+        "--servers", help=f"comma-separated, of {','.join(SPECS)} ({','.join(SERVERS)})"
+    )
     parser.add_argument("--connections", type=int, help="wrk connections (16)")
     parser.add_argument("--retries", type=int, help="retries of a disturbed measurement (1)")
     parser.add_argument("--source", help="measure the webhook of another checkout (a directory)")
@@ -280,7 +315,7 @@ def _parse(argv: Sequence[str] | None) -> Plan:
             values[key] = getattr(args, key)
     if args.rates:
         values["rates"] = tuple(float(rate) for rate in args.rates.split(","))
-    for key, known in (("payloads", NAMES), ("servers", SERVERS)):
+    for key, known in (("payloads", NAMES), ("servers", tuple(SPECS))):
         chosen = getattr(args, key)
         if chosen:
             names = tuple(chosen.split(","))

@@ -64,6 +64,7 @@ class BootstrapOptions:
     key_type: KeyType = "ecdsa"
     skip_ca_bundle: bool = False
     kubeconfig: Path | None = None
+    context: str | None = None
     timeout: float = 120.0
     # SHA-256 fingerprints of CAs, or files holding them.
     distrust_cas: Sequence[str] = ()
@@ -86,7 +87,7 @@ def bootstrap(options: BootstrapOptions, *, out: TextIO, clock: Clock | None = N
     clock = clock or Clock()
     spec = _spec(options)
     now = clock.now()
-    with api_client(options.kubeconfig) as api, refusals_as_failures():
+    with api_client(options.kubeconfig, context=options.context) as api, refusals_as_failures():
         if options.skip_ca_bundle:
             _secret_only(client.CoreV1Api(api), spec, options=options, now=now, out=out)
             return

@@ -31,13 +31,14 @@ from webhook.checks import one_line
 @dataclass(frozen=True, kw_only=True)
 class CheckOptions:
     """The options of `certs check`, named as its flags: exactly one of `cert_file`, `secret`
-    (with `namespace`, optionally `kubeconfig`) and `endpoint` (optionally `server_name`,
-    `ca_file`)."""
+    (with `namespace`, optionally `kubeconfig` and `context`) and `endpoint` (optionally
+    `server_name`, `ca_file`)."""
 
     cert_file: Path | None = None
     secret: str | None = None
     namespace: str | None = None
     kubeconfig: Path | None = None
+    context: str | None = None
     endpoint: str | None = None
     server_name: str | None = None
     ca_file: Path | None = None
@@ -58,7 +59,10 @@ def check(options: CheckOptions, *, out: TextIO, now: datetime | None = None) ->
         cert = _read_cert_file(options.cert_file)
     elif options.secret is not None and options.namespace is not None:
         cert = _read_secret_cert(
-            options.secret, namespace=options.namespace, kubeconfig=options.kubeconfig
+            options.secret,
+            namespace=options.namespace,
+            kubeconfig=options.kubeconfig,
+            context=options.context,
         )
     elif options.endpoint is not None:
         cert, verification = _read_served_cert(
@@ -70,9 +74,17 @@ def check(options: CheckOptions, *, out: TextIO, now: datetime | None = None) ->
     good, report = describe(cert, now=now or datetime.now(UTC), threshold=threshold)
     if verification is not None:
         report.insert(-1, ("verified", verification[0]))
+        if not verification[1]:
+            # A certificate the kube-apiserver would refuse is never reported as healthy.
+            key, status = report[-1]
+            report[-1] = (
+                key,
+                f"not verified; otherwise {status}" if good else f"not verified; {status}",
+            )
+            good = False
     for key, value in report:
         say(f"{key}: {value}", out=out)
-    return good and (verification is None or verification[1])
+    return good
 
 
 def _check_source(options: CheckOptions) -> None:
@@ -81,8 +93,8 @@ def _check_source(options: CheckOptions) -> None:
         raise BadInput("give exactly one of --cert-file, --secret and --endpoint")
     if (options.secret is None) != (options.namespace is None):
         raise BadInput("--secret and --namespace go together")
-    if options.kubeconfig is not None and options.secret is None:
-        raise BadInput("--kubeconfig applies to --secret only")
+    if (options.kubeconfig or options.context) is not None and options.secret is None:
+        raise BadInput("--kubeconfig and --context apply to --secret only")
     if options.endpoint is None and (options.server_name or options.ca_file) is not None:
         raise BadInput("--server-name and --ca-file apply to --endpoint only")
     if options.threshold_days < 0:
@@ -98,7 +110,9 @@ def _read_cert_file(path: Path) -> x509.Certificate:
         raise BadInput(str(error)) from None
 
 
-def _read_secret_cert(name: str, *, namespace: str, kubeconfig: Path | None) -> x509.Certificate:
+def _read_secret_cert(
+    name: str, *, namespace: str, kubeconfig: Path | None, context: str | None
+) -> x509.Certificate:
     """The serving certificate (tls.crt) of the Secret; BadInput when it cannot be read."""
     import urllib3  # with the Kubernetes client, only for this source
     from kubernetes import client
@@ -107,7 +121,7 @@ def _read_secret_cert(name: str, *, namespace: str, kubeconfig: Path | None) -> 
     from certs.cluster import api_client, api_problem
 
     where = f"Secret {namespace}/{name}"
-    with api_client(kubeconfig) as api:
+    with api_client(kubeconfig, context=context) as api:
         try:
             secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
         except ApiException as error:

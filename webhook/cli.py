@@ -1,5 +1,5 @@
-"""The `shm-webhook` command line: `serve`, `mutate` and `certs generate|bootstrap|check`
-(docs/commands.md).
+"""The `shm-webhook` command line: `serve`, `mutate`, `certs generate|bootstrap|check` and
+`check` (docs/commands.md).
 
 Owns: `main` (errors to exit codes: 2 with one line on stderr for a bad setting or input) and
 the argument parser. Every setting is a flag of `serve`, every policy setting a flag of
@@ -78,7 +78,59 @@ def _parser() -> argparse.ArgumentParser:
     mutate.set_defaults(run=subcommands.mutate)
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
     _certs_commands(certs)
+    check = commands.add_parser(
+        "check",
+        help="diagnose a live install (and a pod of yours)",
+        description="Check the webhook's configuration, Service, pods, certificate and scope"
+        " through the Kubernetes API, then dry-run a pod and say whether it got its /dev/shm,"
+        " or why not (docs/commands.md#check).",
+    )
+    _check_flags(check)
     return parser
+
+
+def _check_flags(check: argparse.ArgumentParser) -> None:
+    _cluster_flags(check, scope="")
+    found = check.add_mutually_exclusive_group()
+    found.add_argument(
+        "--release-namespace",
+        metavar="NS",
+        help="check the install whose webhooks call a Service in NS (default: every"
+        " MutatingWebhookConfiguration labelled app.kubernetes.io/part-of=shm-webhook)",
+    )
+    found.add_argument(
+        "--webhook-config", metavar="NAME", help="check this MutatingWebhookConfiguration"
+    )
+    check.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="where the probe pod is dry-run created (default: the -f pod's namespace, else"
+        " default)",
+    )
+    check.add_argument(
+        "-f",
+        "--filename",
+        metavar="PATH",
+        help="probe with this Pod (or a workload's pod template), YAML or JSON, - for stdin,"
+        " instead of a generated pod",
+    )
+    check.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="default text"
+    )
+    check.add_argument(
+        "--threshold-days",
+        type=_days_or_zero,
+        default=14,
+        metavar="N",
+        help="fail when a serving certificate has fewer days left (default 14)",
+    )
+    check.add_argument(
+        "--handshake",
+        action="store_true",
+        help="also dial every endpoint of the webhook Service and check what it serves (needs"
+        " to run where the pods are reachable)",
+    )
+    check.set_defaults(run=subcommands.check)
 
 
 def _certs_commands(certs: argparse.ArgumentParser) -> None:
@@ -120,9 +172,7 @@ def _certs_bootstrap_flags(bootstrap: argparse.ArgumentParser) -> None:
         help="leave the webhook configuration alone (it may not exist yet); keep a CA that is "
         "still usable",
     )
-    bootstrap.add_argument(
-        "--kubeconfig", type=Path, metavar="PATH", help="default: the in-cluster account"
-    )
+    _cluster_flags(bootstrap, scope="")
     bootstrap.add_argument(
         "--timeout",
         type=_seconds,
@@ -150,9 +200,7 @@ def _certs_check_flags(check: argparse.ArgumentParser) -> None:
     source.add_argument("--secret", metavar="NAME", help="a kubernetes.io/tls Secret")
     source.add_argument("--endpoint", metavar="HOST:PORT", help="the certificate served there")
     check.add_argument("--namespace", metavar="NS", help="with --secret")
-    check.add_argument(
-        "--kubeconfig", type=Path, metavar="PATH", help="with --secret; default: in-cluster"
-    )
+    _cluster_flags(check, scope="with --secret: ")
     check.add_argument("--server-name", metavar="NAME", help="with --endpoint; default: HOST")
     check.add_argument(
         "--ca-file", type=Path, metavar="FILE", help="with --endpoint: verify against these CAs"
@@ -165,6 +213,20 @@ def _certs_check_flags(check: argparse.ArgumentParser) -> None:
         help="exit 1 when fewer days are left (default 30)",
     )
     check.set_defaults(run=subcommands.certs_check)
+
+
+def _cluster_flags(parser: argparse.ArgumentParser, *, scope: str) -> None:
+    """--kubeconfig and --context, resolved as kubectl does (`certs.cluster.api_client`)."""
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help=f"{scope}a kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else the"
+        " in-cluster service account)",
+    )
+    parser.add_argument(
+        "--context", metavar="NAME", help=f"{scope}the kubeconfig context (default: its current)"
+    )
 
 
 def _service_flags(parser: argparse.ArgumentParser, *, service_help: str) -> None:

@@ -224,6 +224,11 @@ class WebhookServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class ListenError(Exception):
+    """A port cannot be listened on (taken, or not an address of this host): exit code 3, as
+    uvicorn's own for the HTTPS port."""
+
+
 def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     configure_logging(settings.log_level)
@@ -249,9 +254,15 @@ def serve(settings: Settings) -> int:
             # The reloader's context, so rotated certificates reach new handshakes.
             ssl_context_factory=lambda _config, _default: reloader.context,
         )
-        metrics_server = start_metrics_server(
-            state.metrics.registry, host=settings.host, port=settings.metrics_port
-        )
+        try:
+            metrics_server = start_metrics_server(
+                state.metrics.registry, host=settings.host, port=settings.metrics_port
+            )
+        except OSError as error:
+            raise ListenError(
+                f"{label('metrics_port')}: cannot listen on {settings.host}:"
+                f"{settings.metrics_port}: {error.strerror or error}"
+            ) from None
         if metrics_server is not None:
             stack.callback(metrics_server[0].shutdown)
         server = WebhookServer(

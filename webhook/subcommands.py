@@ -1,12 +1,14 @@
 """What each `shm-webhook` subcommand does once its arguments are parsed (docs/commands.md).
 
 Owns: `UsageError` and the adapters from parsed arguments to the library: `serve`, `mutate`,
-`certs_generate`, `certs_bootstrap`, `certs_check`, each returning the process exit code: 0
-when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster refused
-or the certificate checked is due; a bad setting or input raises `UsageError` (exit 2).
+`certs_generate`, `certs_bootstrap`, `certs_check`, `check`, each returning the process exit
+code: 0 when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster
+refused or the certificate checked is due, or `check` found a failure; a bad setting or input
+raises `UsageError` (exit 2).
 
-Keeps `serve` lean: the server, `yaml` and `certs` are imported by the subcommand that needs
-them, never at module level (docs/performance.md). Must not import the Kubernetes client.
+Keeps `serve` lean: the server, `yaml`, `certs` and `webhook.diagnose` are imported by the
+subcommand that needs them, never at module level (docs/performance.md). Must not import the
+Kubernetes client.
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ def settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from webhook.server import serve as run  # uvicorn and TLS only for this subcommand
+    from webhook.server import ListenError  # uvicorn and TLS only for this subcommand
+    from webhook.server import serve as run
 
-    return run(settings(args))
+    try:
+        return run(settings(args))
+    except ListenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3  # as uvicorn's own exit when the HTTPS port cannot be bound
 
 
 def mutate(args: argparse.Namespace) -> int:
@@ -102,6 +109,13 @@ def certs_check(args: argparse.Namespace) -> int:
 
     options = CheckOptions.from_values(vars(args))
     return _certs_outcome(lambda: check(options, out=sys.stdout))
+
+
+def check(args: argparse.Namespace) -> int:
+    from webhook.diagnose.command import CheckOptions, run  # the Kubernetes client only here
+
+    options = CheckOptions.from_values(vars(args))
+    return _certs_outcome(lambda: run(options, out=sys.stdout) == 0)
 
 
 def _certs_outcome(command: Callable[[], bool]) -> int:

@@ -458,6 +458,48 @@ def test_check_reads_the_certificate_of_a_secret(
 
 
 @pytest.mark.parametrize(
+    "context",
+    [
+        pytest.param([], id="its current context"),
+        pytest.param(["--context", "fake"], id="--context"),
+    ],
+)
+def test_check_finds_the_cluster_through_the_kubeconfig_variable(
+    bundle: Bundle,
+    fake: FakeApiServer,
+    kubeconfig_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    context: list[str],
+) -> None:
+    # No --kubeconfig: KUBECONFIG, a list whose first file does not exist, as a shell may set it.
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{kubeconfig_file}")
+    fake.store(tls_secret(SECRET, namespace=NAMESPACE, files=_files(bundle)))
+
+    assert _check("--secret", SECRET, "--namespace", NAMESPACE, *context) == 0
+
+    cert = x509.load_pem_x509_certificate(bundle.cert_pem)
+    assert int(_report(capsys.readouterr().out)["serial"], 16) == cert.serial_number
+
+
+def test_bootstrap_finds_the_cluster_through_the_kubeconfig_variable(
+    fake: FakeApiServer,
+    kubeconfig_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig_file))
+    fake.store(_config())
+
+    args = ["--secret", SECRET, "--namespace", NAMESPACE, "--service", SERVICE]
+    assert main(["certs", "bootstrap", *args, "--webhook-config", CONFIG, "--context", "fake"]) == 0
+
+    assert "created" in capsys.readouterr().out
+    assert fake.get(secret_path(NAMESPACE, SECRET)) is not None
+
+
+@pytest.mark.parametrize(
     "forbidden",
     [pytest.param(False, id="a missing Secret"), pytest.param(True, id="a forbidden Secret")],
 )
@@ -526,6 +568,33 @@ def test_check_reports_the_certificate_an_endpoint_serves(
     cert = x509.load_pem_x509_certificate(bundle.cert_pem)
     assert int(report["serial"], 16) == cert.serial_number
     assert report["sans"].split(", ") == dns_names(service=SERVICE, namespace=NAMESPACE)
+    # A certificate that did not verify is never reported healthy, however long it is valid.
+    if code == 0:
+        assert report["status"] == "valid for 30 days or more"
+    else:
+        assert report["verified"].startswith("no, ")
+        assert report["status"] == "not verified; otherwise valid for 30 days or more"
+
+
+def test_check_of_an_endpoint_that_fails_both_verification_and_dates_says_both(
+    bundle: Bundle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert_pem, key_pem = _serving_pair(bundle, issued=_now() - timedelta(days=400), validity=YEAR)
+    (tmp_path / "tls.crt").write_bytes(cert_pem)
+    (tmp_path / "tls.key").write_bytes(key_pem)
+    (tmp_path / "ca.crt").write_bytes(bundle.ca_cert_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    with tls_echo_server(context) as port:
+        code = _check(
+            *("--endpoint", f"127.0.0.1:{port}", "--server-name", SERVER_NAME),
+            *("--ca-file", str(tmp_path / "ca.crt")),
+        )
+
+    assert code == 1
+    report = _report(capsys.readouterr().out)
+    assert "expired" in report["verified"]
+    assert report["status"].startswith("not verified; expired at ")
 
 
 def test_check_of_an_endpoint_nobody_listens_on_is_exit_code_2(

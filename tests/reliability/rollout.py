@@ -126,20 +126,23 @@ class Load:
             "Content-Type": "application/json",
         }
         connection = self._connection()
-        while not self._stop.is_set():
-            if not self.sending.wait(0.05):
-                continue
-            sent = time.monotonic()
-            try:
-                connection.request("POST", path, self._body, headers)
-                response = connection.getresponse()
-                text = response.read().decode()
-                status = response.status
-            except (OSError, http.client.HTTPException) as error:
-                connection.close()
-                connection = self._connection()
-                status, text = -1, repr(error)
-            self.results.append((sent, status, "" if status == 201 else text))
+        try:
+            while not self._stop.is_set():
+                if not self.sending.wait(0.05):
+                    continue
+                sent = time.monotonic()
+                try:
+                    connection.request("POST", path, self._body, headers)
+                    response = connection.getresponse()
+                    text = response.read().decode()
+                    status = response.status
+                except (OSError, http.client.HTTPException) as error:
+                    connection.close()
+                    connection = self._connection()
+                    status, text = -1, repr(error)
+                self.results.append((sent, status, "" if status == 201 else text))
+        finally:
+            connection.close()
 
     def _connection(self) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(

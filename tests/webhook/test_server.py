@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 import uvicorn
 
 from tests.builders import REVIEW
+from tests.processes import free_port
 from tests.serving import REPO, ServedWebhook, call, serving, write_certificates
 from tests.tlsfixtures import another_serving_cert, peer_serial, serial, throwaway_bundle
 from webhook.app import State
@@ -340,3 +342,22 @@ def test_the_drain_ends_once_no_client_has_been_seen_for_quiet_after_the_grace(
 
 def test_with_no_grace_the_drain_ends_at_the_first_tick() -> None:
     assert drain_steps(grace=0, steps=[(0.1, 5, 0)]) == [(0.1, True)]
+
+
+@pytest.mark.parametrize("which", ["--port", "--metrics-port"])
+def test_a_port_in_use_is_one_line_and_exit_code_3(which: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = "--metrics-port" if which == "--port" else "--port"
+        done = subprocess.run(
+            [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1",
+             which, str(port), other, "0" if other == "--metrics-port" else str(free_port())],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 3
+    errors = [line for line in done.stderr.splitlines() if "already in use" in line]
+    assert len(errors) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(port) in errors[0]

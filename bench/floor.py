@@ -1,12 +1,18 @@
-"""The reference server: the webhook's mutation with nothing around it (docs/performance.md).
+"""The Python floor: the webhook's mutation with nothing around it (docs/performance.md).
 
 A raw ASGI app that answers `POST /mutate` with `webhook.mutation.plan` + base64 + orjson, byte
 for byte the webhook's answer to the benchmark's payloads, and `/readyz` with `ok`; no
 framework, no envelope checks, no metrics, no logs. It runs on the same uvicorn set-up as
 `shm-webhook serve` (uvloop, httptools, `webhook.tls.server_context`, GC frozen after
-start-up), so the bench's webhook/reference ratio is the cost of our stack.
+start-up), so the bench's webhook/floor ratio is the cost of our stack, and floor/Go what
+Python, uvicorn and the mutation's own code cost against the Go reference (bench/goref).
 
-    python -m bench.reference --port 8444 --cert tls.crt --key tls.key
+Two switches serve the attribution of bench/attribution.py: `--guarded` runs the webhook's
+transport (`webhook.transport.GuardedHttpToolsProtocol`) instead of uvicorn's plain httptools
+protocol, and `--cached` answers every request with the answer to the first body, read but
+not parsed: what TLS, HTTP and the body's reading cost alone.
+
+    python -m bench.floor --port 8444 --cert tls.crt --key tls.key [--guarded] [--cached]
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ import uvicorn
 from webhook import tls
 from webhook.mutation import plan
 from webhook.policy import Policy
+from webhook.transport import GuardedHttpToolsProtocol
 
 POLICY = Policy()
 _JSON = [(b"content-type", b"application/json")]
+# --cached: None when off, else the answer to the first body once it was answered.
+_cache: list[bytes] | None = None
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -39,7 +48,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        answer = mutate(body)
+        if _cache:
+            answer = _cache[0]
+        else:
+            answer = mutate(body)
+            if _cache is not None:
+                _cache.append(answer)
     else:
         answer = b"ok"
     await send(
@@ -81,19 +95,23 @@ async def _lifespan(receive: Any, send: Any) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.reference")
+    global _cache
+    parser = argparse.ArgumentParser(prog="python -m bench.floor")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert", type=Path, required=True)
     parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--guarded", action="store_true", help="the webhook's transport limits")
+    parser.add_argument("--cached", action="store_true", help="answer the first answer again")
     args = parser.parse_args()
+    _cache = [] if args.cached else None
     context = tls.server_context(args.cert, args.key)
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol if args.guarded else "httptools",
         ws="none",
         lifespan="on",
         log_config=None,

@@ -1,0 +1,3 @@
+module shm-webhook/bench/goref
+
+go 1.19
