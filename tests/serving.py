@@ -65,6 +65,16 @@ def call(
     return response.status, response.read()
 
 
+def readyz(port: int, *, context: ssl.SSLContext, server_name: str) -> int:
+    """The status of GET /readyz on 127.0.0.1:`port`, the certificate verified for
+    `server_name` (any server the suite or the bench runs answers it)."""
+    connection = Connection(port, context=context, server_name=server_name, timeout=2)
+    try:
+        return call(connection, "GET /readyz")[0]
+    finally:
+        connection.close()
+
+
 def serve_command(flags: Sequence[str]) -> list[str]:
     """`shm-webhook serve` of this checkout, as `python -m webhook` runs it."""
     return [sys.executable, "-m", "webhook", "serve", *flags]
@@ -190,7 +200,7 @@ class ServedWebhook:
             if found is None:
                 return False
             self.context = client_context(Path(found.group(1)).read_bytes())
-        return self.get("/readyz", timeout=2)[0] == 200
+        return readyz(self.port, context=self.context, server_name=self.server_name) == 200
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
