@@ -3,7 +3,9 @@
 Owns: `SPECS` (every server the bench can run, and how) and `SERVERS` (the three of `make
 bench`), `make_certificates`, `compile_sources`, `start` (spawn under `taskset`, time start-up
 to the first `/readyz` 200), `Server.post` (one checked admission), the webhook's own counts of
-what it answered, and `Server.stop`.
+what it answered, and `Server.stop`. The port, the start-up wait, the client and the bounded
+stop are the test suite's (tests/processes.py, tests/serving.py): the same for every served
+process; the CPU pinning is the bench's own.
 
 The three servers of `make bench`, all on the same certificate files, CPU and HTTP/1.1:
 
@@ -20,8 +22,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,6 +34,8 @@ from typing import Literal
 
 from certs.files import CA_CERT_FILE, CERT_FILE, KEY_FILE, write_bundle
 from certs.generate import generate_bundle
+from tests.processes import NotReady, free_port, stop, wait_until_ready
+from tests.serving import readyz
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 1
@@ -154,13 +156,7 @@ class Server:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=15)
 
 
 def compile_sources(*, source: Path | None = None) -> None:
@@ -232,27 +228,15 @@ def start(
 
 
 def _wait_ready(server: Server, *, context: ssl.SSLContext) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = server.log_file.read_text(errors="replace")[-2000:]
-            raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{tail}")
-        connection = http.client.HTTPSConnection(
-            "127.0.0.1", server.port, context=context, timeout=2
+    try:
+        wait_until_ready(
+            lambda: readyz(server.port, context=context, server_name="127.0.0.1") == 200,
+            process=server.process,
+            output=lambda: server.log_file.read_text(errors="replace"),
+            what=server.name,
+            timeout=START_TIMEOUT,
+            interval=0.005,  # the start-up time is a figure of the report
+            retry=(OSError,),  # not listening yet
         )
-        try:
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass  # not listening yet
-        finally:
-            connection.close()
-        time.sleep(0.005)
-    raise BenchError(f"{server.name} was not ready within {START_TIMEOUT:g}s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    except NotReady as error:
+        raise BenchError(str(error)) from None

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
 import shlex
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +18,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.pods import apply_patch, assert_valid_pod
-from tests.serving import START_TIMEOUT, Server, free_port
-from tests.tlsfixtures import client_context
+from tests.serving import ServedWebhook
 from webhook.cli import main
 from webhook.status import STATUS_ANNOTATION
 
@@ -41,33 +36,15 @@ def readme_curl(port: int) -> list[str]:
     return shlex.split(line.replace("localhost:8443", f"localhost:{port}"))
 
 
+def make_serve_command(flags: Sequence[str]) -> list[str]:
+    return ["make", "--no-print-directory", "serve", f"ARGS={shlex.join(flags)}"]
+
+
 @pytest.fixture
-def make_serve(tmp_path: Path) -> Iterator[Server]:
+def make_serve(tmp_path: Path) -> Iterator[ServedWebhook]:
     """`make serve` with its development certificate, on a free port."""
-    port, log = free_port(), tmp_path / "serve.log"
-    args = f"ARGS=--host 127.0.0.1 --port {port} --metrics-port 0 --shutdown-grace 0"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "serve", args],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,  # make, bash and the server: one group to stop
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (found := re.search(r"CA at (\S+);", log.read_text())):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"no CA line after {START_TIMEOUT}s"
-            time.sleep(0.05)
-        context = client_context(Path(found.group(1)).read_bytes())
-        server = Server(process, port, 0, context, log, server_name="localhost")
-        server.wait_ready()
+    with ServedWebhook(log=tmp_path / "serve.log", command=make_serve_command) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
 
 
 def example_pod() -> dict[str, Any]:
@@ -96,7 +73,7 @@ def check_answer(body: bytes) -> None:
 
 
 @pytest.mark.integration
-def test_the_readme_curl_gets_a_patch_from_make_serve(make_serve: Server) -> None:
+def test_the_readme_curl_gets_a_patch_from_make_serve(make_serve: ServedWebhook) -> None:
     connection = make_serve.connection()
     try:
         body = (EXAMPLES / "review.json").read_bytes()

@@ -17,7 +17,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ import pytest
 
 from bench import golang
 from bench.payloads import NAMES, build_payloads
-from bench.servers import GO_ENV, Certificates, free_port, make_certificates
+from bench.servers import GO_ENV, Certificates, make_certificates
+from tests.processes import free_port, wait_until_ready
 from webhook.policy import Policy
 from webhook.review import decide, encode, parse_review
 
@@ -79,21 +79,25 @@ def reference(
 
 
 def _wait_ready(server: GoReference, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
+    def ready() -> bool:
         connection = http.client.HTTPSConnection(
             "127.0.0.1", server.port, context=server.context, timeout=2
         )
         try:
             connection.request("GET", "/readyz")
-            if connection.getresponse().read() == b"ok":
-                return
-        except OSError:
-            time.sleep(0.01)  # not listening yet
+            return connection.getresponse().read() == b"ok"
         finally:
             connection.close()
-    pytest.fail("the Go reference was not ready within 10 s")
+
+    wait_until_ready(
+        ready,
+        process=process,
+        output=log.read_text,
+        what="the Go reference",
+        timeout=10,
+        interval=0.01,
+        retry=(OSError,),  # not listening yet
+    )
 
 
 def _small_with(change: Callable[[Pod], None]) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +37,7 @@ from tests.certs.fake_apiserver import (
     tls_secret,
     webhook_configuration,
 )
+from tests.processes import free_port
 from tests.tlsfixtures import tls_echo_server
 from webhook.cli import main
 
@@ -306,11 +306,8 @@ def test_an_unreachable_apiserver_is_exit_code_1_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_PROXY", "*")
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig(f"http://127.0.0.1:{port}")))
+    path.write_text(yaml.safe_dump(kubeconfig(f"http://127.0.0.1:{free_port()}")))
 
     assert _bootstrap(path) == 1
 
@@ -603,10 +600,7 @@ def test_check_of_an_endpoint_that_fails_both_verification_and_dates_says_both(
 def test_check_of_an_endpoint_nobody_listens_on_is_exit_code_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-
+    port = free_port()
     assert _check("--endpoint", f"127.0.0.1:{port}") == 2
 
     [line] = capsys.readouterr().err.splitlines()

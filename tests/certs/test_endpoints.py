@@ -3,7 +3,6 @@ port, and what an answer holds, against the fake apiserver and TLS servers on 12
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.certs.fake_apiserver import (
     service_path,
 )
 from tests.certs.pods import Pod, running_pods
+from tests.processes import free_port
 
 NAMESPACE, SERVICE = "shm-system", "shm-webhook"
 
@@ -49,18 +49,12 @@ def pod(bundle: Bundle, tmp_path: Path) -> Iterator[Pod]:
         yield only
 
 
-def _dead_port() -> int:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        return int(unused.getsockname()[1])
-
-
 def _slice(name: str, port: int, *endpoints: Endpoint, address_type: str = "IPv4") -> Object:
     return endpoint_slice(
         name,
         namespace=NAMESPACE,
         service_name=SERVICE,
-        ports={"https": port, "metrics": _dead_port()},
+        ports={"https": port, "metrics": free_port()},
         endpoints=list(endpoints),
         address_type=address_type,
     )
@@ -75,7 +69,7 @@ def test_every_endpoint_that_may_get_traffic_is_asked_on_the_webhook_port_only(
     fake: FakeApiServer, api: client.ApiClient, pod: Pod
 ) -> None:
     fake.store(service(SERVICE, namespace=NAMESPACE, ports={"https": 443, "metrics": 9090}))
-    dead = _dead_port()
+    dead = free_port()
     fake.store(_slice("a", pod.port, Endpoint("127.0.0.1", pod="web-0")))
     fake.store(
         _slice(

@@ -22,10 +22,12 @@ from typing import Any
 
 from kubernetes import client, config
 
+from tests import builders
 from tests.pods import apply_patch
 from webhook.mutation import plan
 from webhook.policy import Policy
 
+IMAGE = "registry.k8s.io/pause:3.9"
 KUBECTL_TIMEOUT_S = 60
 WEBHOOK_READY_TIMEOUT_S = 30
 STATUS_ANNOTATION = "shm-injection-status"
@@ -137,24 +139,24 @@ def pod(
     labels: Mapping[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    """A Pod manifest; `name` ending in `-` becomes a generateName, as controllers send."""
-    metadata: dict[str, Any] = {"namespace": namespace}
-    metadata["generateName" if name.endswith("-") else "name"] = name
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    if labels:
-        metadata["labels"] = dict(labels)
-    containers = containers or [container("app")]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": {**spec, "containers": containers},
-    }
+    """A Pod manifest (tests/builders.py's pod); `name` ending in `-` becomes a generateName,
+    as controllers send."""
+    generated = name.endswith("-")
+    manifest = builders.pod(
+        *(containers or [container("app")]),
+        name=None if generated else name,
+        namespace=namespace,
+        annotations=dict(annotations) if annotations else None,
+        labels=dict(labels) if labels else None,
+        **spec,
+    )
+    if generated:
+        manifest["metadata"]["generateName"] = name
+    return {"apiVersion": "v1", "kind": "Pod", **manifest}
 
 
 def container(name: str, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "image": "registry.k8s.io/pause:3.9", **fields}
+    return builders.container(name, image=IMAGE, **fields)
 
 
 def webhook_configuration(

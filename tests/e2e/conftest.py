@@ -97,9 +97,7 @@ def webhook(
     webhook_certs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedWebhook]:
     served = ServedWebhook(
-        cert_file=webhook_certs / "tls.crt",
-        key_file=webhook_certs / "tls.key",
-        ca_file=webhook_certs / "ca.crt",
+        certificates=webhook_certs,
         log=tmp_path_factory.mktemp("webhook") / "serve.log",
         server_name="127.0.0.1",
     )

@@ -3,13 +3,14 @@
 Owns: finding the binaries the way controller-runtime's envtest does (a directory named by
 `KUBEBUILDER_ASSETS` holding `etcd`, `kube-apiserver` and `kubectl`), starting etcd and the
 kube-apiserver on free loopback ports with everything in one temporary directory, waiting for
-`/readyz`, writing an admin kubeconfig, and stopping both within bounded time.
+`/readyz` (the wait and the stop are tests/processes.py's), writing an admin kubeconfig.
 
 No controller-manager, scheduler or kubelet: objects are stored and admitted, nothing more
 (no ReplicaSet makes pods, no pod runs, no namespace finishes deleting). Authentication is a
 static token file (an admin in `system:masters`) plus service-account tokens, which the
 kube-apiserver issues itself (TokenRequest); authorization is RBAC. The ServiceAccount
-admission plugin is off so pods need no service account. Must not import `webhook` or `certs`.
+admission plugin is off so pods need no service account. Must not import `webhook` or `certs`
+(nor tests/serving.py, which does).
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.processes import free_port, stop, wait_until_ready
 
 ASSETS_VARIABLE = "KUBEBUILDER_ASSETS"
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
@@ -56,12 +56,6 @@ def find_assets(environ: Mapping[str, str]) -> Path | None:
             f"{', '.join(BINARIES)} (the layout of controller-runtime's envtest)"
         )
     return directory
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -91,13 +85,7 @@ class Process:
             raise RuntimeError(f"{self.name} exited with code {code}; {self.tail()}")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=STOP_TIMEOUT_S)
+        stop(self.popen, timeout=STOP_TIMEOUT_S)
 
 
 class ControlPlane:
@@ -204,19 +192,22 @@ class ControlPlane:
         self._processes.append(Process.start("kube-apiserver", argv, workdir=self.workdir))
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
+        (apiserver,) = [p for p in self._processes if p.name == "kube-apiserver"]
+
+        def ready() -> bool:
             for process in self._processes:
                 process.check_running()
-            try:
-                if self._readyz():
-                    return
-            except OSError:  # not listening yet, or its certificate not written yet
-                pass
-            if time.monotonic() > deadline:
-                tails = "\n".join(process.tail() for process in self._processes)
-                raise RuntimeError(f"kube-apiserver not ready within {START_TIMEOUT_S}s\n{tails}")
-            time.sleep(0.5)
+            return self._readyz()
+
+        wait_until_ready(
+            ready,
+            process=apiserver.popen,
+            output=lambda: "\n".join(process.tail() for process in self._processes),
+            what="kube-apiserver",
+            timeout=START_TIMEOUT_S,
+            interval=0.5,
+            retry=(OSError,),  # not listening yet, or its certificate not written yet
+        )
 
     def _readyz(self) -> bool:
         try:

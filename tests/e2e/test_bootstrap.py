@@ -31,8 +31,9 @@ from kubernetes.client.exceptions import ApiException
 from tests.e2e import cluster
 from tests.e2e.cluster import NAMESPACE as OTHER_MODULES_NAMESPACE
 from tests.e2e.cluster import Kubectl, pod, status
-from tests.e2e.controlplane import ControlPlane, free_port
+from tests.e2e.controlplane import ControlPlane
 from tests.e2e.served import ServedWebhook, cli
+from tests.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -194,9 +195,7 @@ def served_from_secret(
     for key in ("tls.crt", "tls.key", "ca.crt"):
         (files / key).write_bytes(base64.b64decode(secret["data"][key]))
     served = ServedWebhook(
-        cert_file=files / "tls.crt",
-        key_file=files / "tls.key",
-        ca_file=files / "ca.crt",
+        certificates=files,
         log=files / "serve.log",
         server_name=f"{release.service}.{RELEASE_NAMESPACE}.svc",
         port=release.port,

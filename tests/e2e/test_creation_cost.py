@@ -9,6 +9,7 @@ Correctness is asserted (every creation succeeds and, through a webhook, comes b
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ import pytest
 from bench import golang
 from tests.e2e import cluster
 from tests.e2e.cluster import Kubectl
-from tests.e2e.controlplane import ControlPlane, free_port
+from tests.e2e.controlplane import ControlPlane
 from tests.e2e.served import ServedWebhook
+from tests.processes import free_port, stop, wait_until_ready
+from tests.serving import readyz
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +47,17 @@ def go_reference(webhook_certs: Path) -> Iterator[str]:
          "-cert", str(webhook_certs / "tls.crt"), "-key", str(webhook_certs / "tls.key")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(0.5)
-    assert process.poll() is None, "the Go reference did not start"
-    yield f"https://127.0.0.1:{port}/mutate"
-    process.terminate()
-    process.wait(timeout=10)
+    context = ssl.create_default_context(cafile=str(webhook_certs / "ca.crt"))
+    try:
+        wait_until_ready(
+            lambda: readyz(port, context=context, server_name="127.0.0.1") == 200,
+            process=process,
+            output=lambda: "(its output is not kept)",
+            what="the Go reference",
+        )
+        yield f"https://127.0.0.1:{port}/mutate"
+    finally:
+        stop(process, timeout=10)
 
 
 def register(kube: Kubectl, name: str, url: str, ca_file: Path) -> str:
@@ -68,9 +77,7 @@ def create_all(control_plane: ControlPlane, namespace: str) -> tuple[float, list
     from kubernetes import client
 
     api = client.CoreV1Api(cluster.api_client(control_plane.kubeconfig))
-    pod = cluster.pod("cost", namespace=namespace, annotations={"shm-size": "64Mi"})
-    del pod["metadata"]["name"]
-    pod["metadata"]["generateName"] = "cost-"
+    pod = cluster.pod("cost-", namespace=namespace, annotations={"shm-size": "64Mi"})
 
     def create(_: int) -> Any:
         return api.create_namespaced_pod(namespace, pod, dry_run="All", _preload_content=False)

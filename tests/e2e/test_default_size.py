@@ -30,9 +30,7 @@ def default_sized(
 ) -> Iterator[ServedWebhook]:
     """The second server, and a namespace only its configuration covers."""
     served = ServedWebhook(
-        cert_file=webhook_certs / "tls.crt",
-        key_file=webhook_certs / "tls.key",
-        ca_file=webhook_certs / "ca.crt",
+        certificates=webhook_certs,
         log=tmp_path_factory.mktemp("default-size") / "serve.log",
         server_name="127.0.0.1",
         settings=("--default-size", "50%", "--on-invalid", "warn"),

@@ -66,9 +66,7 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServedWebhook]:
     webhook = ServedWebhook(
-        cert_file=webhook_certs / "tls.crt",
-        key_file=webhook_certs / "tls.key",
-        ca_file=webhook_certs / "ca.crt",
+        certificates=webhook_certs,
         log=tmp_path_factory.mktemp("namespace-policy") / "serve.log",
         server_name="127.0.0.1",
         settings=(
@@ -199,9 +197,7 @@ def test_a_restart_with_5000_namespaces_is_ready_fast_and_lean(
 
     def start(*settings: str) -> ServedWebhook:
         return ServedWebhook(
-            cert_file=webhook_certs / "tls.crt",
-            key_file=webhook_certs / "tls.key",
-            ca_file=webhook_certs / "ca.crt",
+            certificates=webhook_certs,
             log=tmp_path / f"serve-{len(settings)}.log",
             server_name="127.0.0.1",
             settings=settings,

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e import cluster
 from tests.e2e.cluster import Kubectl, pod
-from tests.e2e.controlplane import free_port
+from tests.processes import free_port
 
 pytestmark = pytest.mark.e2e
 

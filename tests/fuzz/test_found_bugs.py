@@ -8,9 +8,10 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
-import orjson
 import pytest
 
+from tests import builders
+from tests.builders import review_bytes
 from tests.fuzz.asgi import Answer, exchange
 from tests.fuzz.oracle import DNS_1123_LABEL, check_answer, check_patch
 from webhook.app import State, create_app
@@ -23,22 +24,10 @@ JSON = (b"content-type", b"application/json")
 DIGITS = "1" * 5_000  # over CPython's 4,300-digit limit on int <-> str conversions
 
 
-def review(obj: Any, *, api_version: Any = "admission.k8s.io/v1") -> bytes:
-    request = {
-        "uid": "0e1f2a3b-0000-4000-8000-00000000000a",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "object": obj,
-    }
-    return orjson.dumps({"apiVersion": api_version, "kind": "AdmissionReview", "request": request})
-
-
 def pod(annotations: dict[str, str], *, memory_limit: str | None = None) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "busybox"}
-    if memory_limit is not None:
-        container["resources"] = {"limits": {"memory": memory_limit}}
-    return {"metadata": {"annotations": annotations}, "spec": {"containers": [container]}}
+    """The default pod with `annotations`, its container limited to `memory_limit`."""
+    resources = None if memory_limit is None else {"limits": {"memory": memory_limit}}
+    return builders.pod(builders.container(resources=resources), annotations=annotations)
 
 
 def without_spec(spec: str | None) -> dict[str, Any]:
@@ -67,8 +56,8 @@ def post(body: bytes, **settings: Any) -> list[Any]:
 
 # (what is sent, the request) for each bug
 NON_STRING_API_VERSION = [
-    ("an apiVersion that is an array", review(pod({"shm-size": "1Gi"}), api_version=[])),
-    ("an apiVersion that is an object", review(pod({"shm-size": "1Gi"}), api_version={})),
+    ("an apiVersion that is an array", review_bytes(pod({"shm-size": "1Gi"}), api_version=[])),
+    ("an apiVersion that is an object", review_bytes(pod({"shm-size": "1Gi"}), api_version={})),
     # Found by the long run of session 2 over TLS: repr() of the value raised RecursionError.
     *(
         (
@@ -80,20 +69,23 @@ NON_STRING_API_VERSION = [
     ),
 ]
 INT_DIGITS = [
-    ("a 5,000-digit shm-size", review(pod({"shm-size": DIGITS}))),
-    ("a shm-size with a 5,000-digit exponent", review(pod({"shm-size": f"1e{DIGITS}"}))),
-    ("a 5,000-digit memory limit", review(pod({"shm-size": "1Gi"}, memory_limit=DIGITS))),
-    ("a memory limit of 1e5000 bytes", review(pod({"shm-size": "1Gi"}, memory_limit="1e5000"))),
+    ("a 5,000-digit shm-size", review_bytes(pod({"shm-size": DIGITS}))),
+    ("a shm-size with a 5,000-digit exponent", review_bytes(pod({"shm-size": f"1e{DIGITS}"}))),
+    ("a 5,000-digit memory limit", review_bytes(pod({"shm-size": "1Gi"}, memory_limit=DIGITS))),
+    (
+        "a memory limit of 1e5000 bytes",
+        review_bytes(pod({"shm-size": "1Gi"}, memory_limit="1e5000")),
+    ),
 ]
 DEEP_STATUS = [
     (
         "a status annotation nested 100,000 deep",
-        review(pod({"shm-size": "1Gi", STATUS_ANNOTATION: "[" * 100_000})),
+        review_bytes(pod({"shm-size": "1Gi", STATUS_ANNOTATION: "[" * 100_000})),
     )
 ]
 NO_SPEC = [
-    ("a re-admitted pod without spec", review(without_spec("absent"))),
-    ("a re-admitted pod whose spec is null", review(without_spec(None))),
+    ("a re-admitted pod without spec", review_bytes(without_spec("absent"))),
+    ("a re-admitted pod whose spec is null", review_bytes(without_spec(None))),
 ]
 BAD_STATUS_VOLUME = {
     "shm-size": "1Gi",
@@ -129,7 +121,9 @@ def test_a_deeply_nested_status_annotation_is_not_ours(body: bytes) -> None:
 def test_a_pod_with_a_field_nested_1000_deep_gets_a_patch_that_applies() -> None:
     """Found in session 2: not a webhook bug, the oracle's deepcopy of such a pod overflowed."""
     deep = b"[" * 1_000 + b"]" * 1_000
-    body = review(pod({"shm-size": "1Gi"})).replace(b'"image":"busybox"', b'"extra":%s' % deep)
+    body = review_bytes(pod({"shm-size": "1Gi"})).replace(
+        b'"image":"busybox"', b'"extra":%s' % deep
+    )
     assert deep in body
     ops = post(body)
     assert ops
@@ -167,7 +161,7 @@ def test_the_injected_volume_name_is_a_dns_label(
 ) -> None:
     obj = pod(annotations)
     obj["spec"]["volumes"] = volumes
-    ops = post(review(obj), **settings)
+    ops = post(review_bytes(obj), **settings)
     [added] = [op["value"] for op in ops if op["path"].startswith("/spec/volumes")]
     name = added[0]["name"] if isinstance(added, list) else added["name"]
     assert DNS_1123_LABEL.fullmatch(name), name

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.fuzz.oracle import check_answer, check_patch
 from tests.fuzz.strategies import Body, chunked, corrupted_bodies, encode, mangled_bodies
 from tests.fuzz.strategies import valid_reviews as reviews
-from tests.serving import Connection, Server, serving, write_certificates
+from tests.serving import Connection, ServedWebhook, serving, write_certificates
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.integration]
 # The current profile ("ci" or "fuzz"), minus the health check that huge and deeply nested
@@ -35,7 +35,7 @@ REUSE_IDLE = 4.0
 class Client:
     """One keep-alive HTTPS connection to the server, reopened when the server closes it."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServedWebhook) -> None:
         self.server = server
         self.connection: Connection | None = None
         self.last_answer = 0.0
@@ -98,4 +98,4 @@ def test_over_tls_any_body_gets_a_4xx_or_a_well_formed_answer(
         check_patch(body.data, ops)
     if len(body.data) > LIMIT:
         assert status == 413
-    assert client.server.process.poll() is None, client.server.stderr()
+    assert client.server.process.poll() is None, client.server.log_text()

@@ -13,11 +13,9 @@ import importlib.metadata
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from tests.certs.fake_apiserver import (
 )
 from tests.image import engine
 from tests.image.engine import Image, Mount
+from tests.processes import free_port, wait_until_ready
 from webhook.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -257,12 +256,6 @@ def test_certs_bootstrap_creates_the_secret_through_the_kubernetes_client(
     assert fake.get(secret_path("shm-system", "shm-webhook-tls")) is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _healthz(port: int, context: ssl.SSLContext) -> int:
     connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=context)
     try:
@@ -275,21 +268,25 @@ def _healthz(port: int, context: ssl.SSLContext) -> int:
 def _wait_until_healthy(running: engine.Running, port: int) -> None:
     """Until /healthz answers 200 over TLS verified against the development CA, which the
     server wrote to its /tmp (a tmpfs this machine reaches through /proc/PID/root)."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        assert running.process.poll() is None, f"exited during start-up:\n{running.output()}"
-        assert time.monotonic() < deadline, f"unhealthy {START_TIMEOUT_S} s:\n{running.output()}"
-        try:
-            cas = sorted(Path(f"/proc/{running.pid()}/root/tmp").glob(f"*/{CA_CERT_FILE}"))
-            if cas and _healthz(port, ssl.create_default_context(cafile=str(cas[0]))) == 200:
-                return
-        except (OSError, ValueError, subprocess.CalledProcessError, http.client.HTTPException):
-            pass
-        time.sleep(0.1)
+
+    def healthy() -> bool:
+        cas = sorted(Path(f"/proc/{running.pid()}/root/tmp").glob(f"*/{CA_CERT_FILE}"))
+        return bool(cas) and _healthz(port, ssl.create_default_context(cafile=str(cas[0]))) == 200
+
+    wait_until_ready(
+        healthy,
+        process=running.process,
+        output=running.output,
+        what="the image's serve",
+        timeout=START_TIMEOUT_S,
+        interval=0.1,
+        # runc's state, the CA file and the first handshakes come and go while it starts.
+        retry=(OSError, ValueError, subprocess.CalledProcessError, http.client.HTTPException),
+    )
 
 
 def test_serves_healthz_over_tls_and_exits_0_on_sigterm(image: Image, scratch: Path) -> None:
-    port = _free_port()
+    port = free_port()
     flags = ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0"]
     # Every import `serve` makes is logged: the Kubernetes client must not be one of them.
     env = {"PYTHONPROFILEIMPORTTIME": "1"}

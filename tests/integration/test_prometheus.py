@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
+from tests.builders import REVIEW, pod, review_bytes
 from tests.chart.monitoring import (
     alerts,
     dashboard,
@@ -39,7 +39,8 @@ from tests.chart.monitoring import (
     write_rules,
 )
 from tests.chart.render import FULLNAME, NAMESPACE, Chart
-from tests.serving import REVIEW, Server, free_port, serving, write_certificates
+from tests.processes import free_port
+from tests.serving import ServedWebhook, serving, write_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -49,17 +50,11 @@ DEADLINE_S = 20.0
 COMPOSITE = {"ShmWebhookDown", "ShmWebhookInternalErrors"}
 
 
-def review(annotations: dict[str, str]) -> bytes:
-    body = orjson.loads(REVIEW)
-    body["request"]["object"]["metadata"]["annotations"] = annotations
-    return orjson.dumps(body)
-
-
 # One admission of each outcome but `error` by its 500 (a bug cannot be provoked on purpose).
 ADMISSIONS = [
     ("mutated", REVIEW, "application/json"),
-    ("skipped", review({}), "application/json"),
-    ("denied", review({"shm-size": "8GB"}), "application/json"),
+    ("skipped", review_bytes(pod(annotations={})), "application/json"),
+    ("denied", review_bytes(pod(annotations={"shm-size": "8GB"})), "application/json"),
     ("error", REVIEW, "text/plain"),
 ]
 
@@ -97,7 +92,7 @@ class Prometheus:
         self.wait(lambda: bool(self.query(expr)), f"{what} ({expr})")
 
 
-def admit(server: Server) -> None:
+def admit(server: ServedWebhook) -> None:
     connection = server.connection()
     try:
         for outcome, body, content_type in ADMISSIONS:

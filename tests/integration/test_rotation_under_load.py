@@ -20,10 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -36,18 +33,18 @@ import pytest
 
 from certs.files import CA_CERT_FILE, CERT_FILE, KEY_FILE
 from certs.generate import dns_names, generate_bundle, issue_serving_cert
+from tests import serving
+from tests.serving import ServedWebhook
 from tests.tlsfixtures import peer_serial, project_secret, serial
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 SERVICE, NAMESPACE = "shm-webhook", "shm-system"
 SERVER_NAME = f"{SERVICE}.{NAMESPACE}.svc"
 REVIEW_FIXTURE = "kwctl-unprivileged-pod-admission-review.json"
 FRESH_CLIENTS, KEPT_ALIVE_CLIENTS = 3, 2
 LOAD_BETWEEN_SWAPS = 1.0  # seconds of load before, between and after the swaps
 PICK_UP_LIMIT = 5.0  # the server polls its files every second
-START_LIMIT = 20.0
 
 
 @dataclass(frozen=True)
@@ -102,20 +99,17 @@ class Client:
 _JSON = {"Content-Type": "application/json"}
 
 
-class Connection(http.client.HTTPConnection):
-    """HTTPS to 127.0.0.1 verified for SERVER_NAME, as the kube-apiserver connects."""
+class Connection(serving.Connection):
+    """HTTPS to 127.0.0.1 verified for SERVER_NAME, as the kube-apiserver connects; with the
+    time it connected."""
 
     def __init__(self, port: int, *, context: ssl.SSLContext) -> None:
-        super().__init__("127.0.0.1", port, timeout=5)
-        self.context = context
+        super().__init__(port, context=context, server_name=SERVER_NAME)
         self.connected_at = 0.0
 
     def connect(self) -> None:
         self.connected_at = time.monotonic()
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        # As Go's net/http does; with Nagle on, every request waits ~40 ms for a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self.context.wrap_socket(sock, server_hostname=SERVER_NAME)
+        super().connect()
 
     def connect_once(self) -> None:
         if self.sock is None:
@@ -191,12 +185,6 @@ class Volume:
         return version
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def review(shared_dir: Path) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(
@@ -225,38 +213,15 @@ def trust(payloads: Payloads) -> ssl.SSLContext:
 @pytest.fixture
 def port(volume: Volume, trust: ssl.SSLContext, tmp_path: Path) -> Iterator[int]:
     """`shm-webhook serve` on the volume's files; its port once it is ready."""
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "webhook", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--metrics-port", "0", "--log-level", "warning",
-               "--tls-cert-file", str(volume.mount / CERT_FILE),
-               "--tls-key-file", str(volume.mount / KEY_FILE)]  # fmt: skip
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        _wait_ready(port, context=trust, process=process, log=log)
-        yield port
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def _wait_ready(
-    port: int, *, context: ssl.SSLContext, process: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + START_LIMIT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        connection = Connection(port, context=context)
-        try:
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            connection.close()
-    pytest.fail(f"shm-webhook serve not ready after {START_LIMIT}s: {log.read_text()}")
+    with ServedWebhook(
+        cert_file=volume.mount / CERT_FILE,
+        key_file=volume.mount / KEY_FILE,
+        context=trust,
+        server_name=SERVER_NAME,
+        log=tmp_path / "serve.log",
+        settings=("--log-level", "warning"),
+    ) as served:
+        yield served.port
 
 
 def _served_serial(port: int, context: ssl.SSLContext) -> int:

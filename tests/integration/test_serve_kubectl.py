@@ -12,14 +12,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import http.client
 import json
-import os
-import socket
-import ssl
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.pods import all_containers, apply_patch, assert_valid_pod
+from tests.serving import ServedWebhook, generate_certs
 
 pytestmark = pytest.mark.integration
 
@@ -35,26 +30,17 @@ SERVER_NAME = f"shm-webhook.{NAMESPACE}.svc"
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Webhook:
     """A running `shm-webhook serve` and a TLS client that verifies it like the API server."""
 
-    def __init__(self, port: int, ca_file: Path) -> None:
-        self.port = port
-        self.context = ssl.create_default_context(cafile=str(ca_file))
+    def __init__(self, served: ServedWebhook) -> None:
+        self.served = served
 
     def request(
         self, method: str, path: str, body: bytes = b"", *, announce: int | None = None
     ) -> tuple[int, bytes]:
         """Send a request; with `announce`, only headers declaring that Content-Length."""
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        connection.sock = self.context.wrap_socket(raw, server_hostname=SERVER_NAME)
+        connection = self.served.connection()
         if announce is None:
             headers = {"Content-Type": "application/json"} if body else {}
             connection.request(method, path, body=body, headers=headers)
@@ -77,54 +63,16 @@ class Webhook:
 
 @pytest.fixture(scope="module")
 def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
-    certs = tmp_path_factory.mktemp("certs")
-    cli = [sys.executable, "-m", "webhook"]
-    subprocess.run(
-        [
-            *cli,
-            "certs",
-            "generate",
-            "--service",
-            "shm-webhook",
-            "--namespace",
-            NAMESPACE,
-            "--out",
-            str(certs),
-        ],
-        check=True,
+    certs = generate_certs(
+        tmp_path_factory.mktemp("certs"), service="shm-webhook", namespace=NAMESPACE
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *cli,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            "0",
-            "--tls-cert-file",
-            str(certs / "tls.crt"),
-            "--tls-key-file",
-            str(certs / "tls.key"),
-        ],
-        env={**os.environ, "SHM_WEBHOOK_LOG_LEVEL": "warning"},
-    )
-    server = Webhook(port, certs / "ca.crt")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if server.request("GET", "/readyz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert process.poll() is None, "shm-webhook serve exited during start-up"
-        assert time.monotonic() < deadline, "shm-webhook serve was not ready within 20 s"
-        time.sleep(0.1)
-    yield server
-    process.terminate()
-    process.wait(timeout=30)
+    with ServedWebhook(
+        certificates=certs,
+        log=certs / "serve.log",
+        server_name=SERVER_NAME,
+        env={"SHM_WEBHOOK_LOG_LEVEL": "warning"},
+    ) as served:
+        yield Webhook(served)
 
 
 def real_reviews() -> list[Any]:

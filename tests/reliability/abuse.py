@@ -11,7 +11,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from tests.serving import REVIEW, Connection, Server, call
+from tests.builders import REVIEW
+from tests.serving import Connection, ServedWebhook, call
 
 # A request whose headers and body are sent a byte at a time by the slow clients.
 SLOW_REQUEST = (
@@ -84,7 +85,7 @@ def send_quietly(sock: socket.socket, data: bytes) -> bool:
 class WellBehavedClient:
     """Admission requests over one keep-alive connection, each timed."""
 
-    server: Server
+    server: ServedWebhook
     latencies: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     connection: Connection | None = None

@@ -31,7 +31,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from tests.serving import REVIEW, Connection, Server
+from tests.builders import REVIEW
+from tests.serving import Connection, ServedWebhook
 
 PATH = "/mutate?timeout=3s"
 
@@ -39,7 +40,7 @@ PATH = "/mutate?timeout=3s"
 @dataclass
 class Pooled:
     connection: Connection
-    server: Server
+    server: ServedWebhook
     idle_since: float
 
 
@@ -58,7 +59,7 @@ class Outcome:
 
 @dataclass
 class ApiServerClient:
-    endpoints: list[Server]
+    endpoints: list[ServedWebhook]
     idle_timeout: float
     max_idle: int = 25
     outcomes: list[Outcome] = field(default_factory=list)
@@ -100,7 +101,7 @@ class ApiServerClient:
             self.outcomes.append(outcome)
         return outcome
 
-    def route_to(self, endpoints: list[Server]) -> None:
+    def route_to(self, endpoints: list[ServedWebhook]) -> None:
         """The endpoints change: new connections go to these."""
         with self._lock:
             self.endpoints = endpoints

@@ -40,8 +40,9 @@ from pathlib import Path
 
 from tests.e2e import cluster
 from tests.e2e.cluster import Kubectl
-from tests.e2e.controlplane import ControlPlane, find_assets, free_port
-from tests.e2e.served import ServedWebhook, generate_certs
+from tests.e2e.controlplane import ControlPlane, find_assets
+from tests.processes import free_port
+from tests.serving import ServedWebhook, generate_certs
 
 NAMESPACE = "rollout"
 SENDERS = 8
@@ -151,9 +152,7 @@ class Load:
 
 def replica(certs: Path, log: Path, grace: float) -> ServedWebhook:
     return ServedWebhook(
-        cert_file=certs / "tls.crt",
-        key_file=certs / "tls.key",
-        ca_file=certs / "ca.crt",
+        certificates=certs,
         log=log,
         server_name="127.0.0.1",
         settings=("--shutdown-grace", f"{grace:g}"),
@@ -195,17 +194,17 @@ def run(assets: Path, work: Path, *, restarts: int, quiet: bool, grace: float) -
                 time.sleep(1)
             old, staying = replicas[0], replicas[1]
             signalled = time.monotonic()
-            old._process.send_signal(signal.SIGTERM)
+            old.process.send_signal(signal.SIGTERM)
             drop = threading.Timer(PROPAGATION, forwarder.route, args=([staying.port],))
             drop.start()
-            while old._process.poll() is None:
+            while old.process.poll() is None:
                 time.sleep(0.1)
             exited = time.monotonic() - signalled
             drop.join()
             load.sending.set()
             exits.append(round(exited, 2))
             failed = len(load.webhook_failures())
-            print(f"restart {restart}: exit {old._process.returncode} after {exited:.2f}s;"
+            print(f"restart {restart}: exit {old.process.returncode} after {exited:.2f}s;"
                   f" failed admissions so far {failed}", flush=True)  # fmt: skip
             fresh = replica(certs, work / f"replica-{restart + 2}.log", grace)
             replicas = [staying, fresh]

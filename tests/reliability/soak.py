@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
 import random
@@ -35,59 +34,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from tests.serving import REVIEW, Server, proc_status, serving, write_certificates
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _review(request: dict[str, Any]) -> bytes:
-    return orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                         "request": request})  # fmt: skip
+from bench.procstat import cpu_times, memory_kib
+from tests.builders import REVIEW, container, pod, review_bytes
+from tests.serving import ServedWebhook, serving, write_certificates
 
 
 def _container(name: str, *, env: int = 0, limit: str | None = None) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": name,
-        "image": f"registry.example.com/{name}:1.2.3",
-        "env": [{"name": f"VAR_{i}", "value": f"value-{i}" * 3} for i in range(env)],
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
-    }
+    resources: dict[str, Any] = {"requests": {"cpu": "100m", "memory": "256Mi"}}
     if limit is not None:
-        container["resources"]["limits"] = {"memory": limit}
-    return container
+        resources["limits"] = {"memory": limit}
+    return container(
+        name,
+        image=f"registry.example.com/{name}:1.2.3",
+        env=[{"name": f"VAR_{i}", "value": f"value-{i}" * 3} for i in range(env)],
+        resources=resources,
+    )
 
 
 def payloads() -> list[tuple[str, bytes, int, int]]:
     """(name, body, expected HTTP status, weight): the traffic mix."""
-    base = orjson.loads(REVIEW)
-    request = base["request"]
-
-    def with_pod(**changes: Any) -> dict[str, Any]:
-        changed = copy.deepcopy(request)
-        changed["object"].update(changes)
-        return changed
-
-    typical_spec = {
-        "initContainers": [{**_container("proxy", limit="128Mi"), "restartPolicy": "Always"}],
-        "containers": [_container("trainer", env=20, limit="8Gi"), _container("logger")],
-        "volumes": [{"name": "data", "emptyDir": {}}],
-    }
-    large_spec = {"containers": [_container(f"c{i}", env=48, limit="1Gi") for i in range(8)]}
-    metadata = {"name": "trainer", "annotations": {"shm-size": "2Gi"}}
-    unannotated = {"name": "web", "annotations": {"team": "ml"}}
-    update = {**copy.deepcopy(request), "operation": "UPDATE"}
-    invalid = with_pod(metadata={"name": "p", "annotations": {"shm-size": "8GB"}})
+    shm = {"shm-size": "2Gi"}
+    proxy = {**_container("proxy", limit="128Mi"), "restartPolicy": "Always"}
+    typical = pod(
+        _container("trainer", env=20, limit="8Gi"),
+        _container("logger"),
+        namespace=None,
+        annotations=shm,
+        init=[proxy],
+        volumes=[{"name": "data", "emptyDir": {}}],
+    )
+    large = [_container(f"c{i}", env=48, limit="1Gi") for i in range(8)]
+    unannotated = pod(name="web", namespace=None, annotations={"team": "ml"})
+    invalid = pod(name="p", namespace=None, annotations={"shm-size": "8GB"})
     return [
         ("small, mutated", REVIEW, 200, 40),
-        ("typical, mutated", _review(with_pod(metadata=metadata, spec=typical_spec)), 200, 20),
-        ("no annotation, skipped", _review(with_pod(metadata=unannotated)), 200, 10),
-        ("invalid size, denied", _review(invalid), 200, 10),
-        ("UPDATE, allowed", _review(update), 200, 10),
-        ("large, mutated", _review(with_pod(metadata=metadata, spec=large_spec)), 200, 2),
+        ("typical, mutated", review_bytes(typical), 200, 20),
+        ("no annotation, skipped", review_bytes(unannotated), 200, 10),
+        ("invalid size, denied", review_bytes(invalid), 200, 10),
+        ("UPDATE, allowed", review_bytes(operation="UPDATE"), 200, 10),
+        ("large, mutated", review_bytes(pod(*large, namespace=None, annotations=shm)), 200, 2),
         ("not JSON, 400", b'{"apiVersion": "admission.k8s.io/v1", "kind": ', 400, 4),
-        ("no uid, 400", _review({**copy.deepcopy(request), "uid": ""}), 400, 4),
+        ("no uid, 400", review_bytes(uid=""), 400, 4),
     ]
 
 
@@ -100,7 +87,7 @@ class Window:
 
 @dataclass
 class Load:
-    server: Server
+    server: ServedWebhook
     rate: float
     duration: float
     connections: int
@@ -182,12 +169,6 @@ async def _dispatch(load: Load, queue: asyncio.Queue[tuple[float, int] | None]) 
         load.sent += 1
 
 
-def _cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -196,14 +177,14 @@ def _quantile(values: list[float], q: float) -> float:
 async def _sample(load: Load, interval: float, samples: list[dict[str, Any]]) -> None:
     pid = load.server.process.pid
     start = last = time.monotonic()
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = sum(cpu_times(pid))
     while time.monotonic() - start < load.duration:
         await asyncio.sleep(min(interval, load.duration - (time.monotonic() - start)))
         window, load.window = load.window, Window()
-        now, cpu = time.monotonic(), _cpu_seconds(pid)
+        now, cpu = time.monotonic(), sum(cpu_times(pid))
         sample = {
             "t": round(now - start, 1),
-            "rss_mib": round(proc_status(pid)["VmRSS"] / 1024, 2),
+            "rss_mib": round(memory_kib(pid)["VmRSS"] / 1024, 2),
             "fds": len(os.listdir(f"/proc/{pid}/fd")),
             "rate": round(len(window.latencies) / (now - last), 1),
             "p50_ms": round(_quantile(window.latencies, 0.50) * 1000, 2),
@@ -282,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             rss_start = server.rss_mib()
             samples = asyncio.run(_run(load, args.interval))
-            peak = proc_status(server.process.pid)["VmHWM"] / 1024
-            log_errors = server.stderr().count('"level":"error"')
+            peak = memory_kib(server.process.pid)["VmHWM"] / 1024
+            log_errors = server.log_text().count('"level":"error"')
     warm_up = max(1, round(60 / args.interval))  # the first minute fills caches and pools
     steady = samples[warm_up:] if len(samples) > warm_up + 2 else samples
     rss, rss_error = trend(steady, "rss_mib")

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import REVIEW
 from tests.reliability.apiserver import ApiServerClient, Outcome
-from tests.serving import REVIEW, Server, serving, write_certificates
+from tests.serving import ServedWebhook, serving, write_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def bursts(client: ApiServerClient, *, stop: threading.Event) -> None:
             list(pool.map(lambda _: client.admit(), range(BURST)))
 
 
-def unready_after(server: Server, *, signalled: float, deadline: float) -> float | None:
+def unready_after(server: ServedWebhook, *, signalled: float, deadline: float) -> float | None:
     """Seconds from the signal until /readyz fails, polled every 50 ms as a kubelet would."""
     while time.monotonic() < deadline:
         try:
@@ -69,7 +70,7 @@ def unready_after(server: Server, *, signalled: float, deadline: float) -> float
     return None
 
 
-def across_the_end_of_the_grace(server: Server, *, grace_ends: float) -> str:
+def across_the_end_of_the_grace(server: ServedWebhook, *, grace_ends: float) -> str:
     """A request whose headers and half body come before the grace ends, the rest after:
     the answer's status and headers, lowercase; "" if none."""
     half = len(REVIEW) // 2
@@ -172,7 +173,7 @@ def test_a_rolling_restart_under_a_kube_apiserver_like_client_fails_no_admission
     print(summary)
     assert failed == [], summary
     assert client.closed_idle + held.closed_idle == [], summary
-    assert code == 0, old.stderr()
+    assert code == 0, old.log_text()
     # After the grace it waited for the client to let go of its last connection.
     [(retired, _)] = held.expired
     assert exited > retired - signalled > GRACE

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.procstat import memory_kib
+from tests.builders import REVIEW
 from tests.reliability.abuse import (
     SLOW_REQUEST,
     WellBehavedClient,
@@ -32,16 +34,7 @@ from tests.reliability.abuse import (
     first_answer,
     send_quietly,
 )
-from tests.serving import (
-    REPO,
-    REVIEW,
-    Connection,
-    Server,
-    call,
-    proc_status,
-    serving,
-    write_certificates,
-)
+from tests.serving import REPO, Connection, ServedWebhook, call, serving, write_certificates
 from webhook.quantity import parse, to_bytes
 from webhook.review import MAX_JSON_ITEMS
 from webhook.settings import load_settings
@@ -61,14 +54,14 @@ def certificate_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(certificate_dir: Path) -> Iterator[Server]:
+def server(certificate_dir: Path) -> Iterator[ServedWebhook]:
     """One server for the abuse that leaves it as it found it."""
     with serving(certificate_dir, certificate_dir.parent / "stderr.log") as running:
         yield running
 
 
 @pytest.fixture
-def fresh_server(certificate_dir: Path, tmp_path: Path) -> Iterator[Server]:
+def fresh_server(certificate_dir: Path, tmp_path: Path) -> Iterator[ServedWebhook]:
     """A server of its own, for abuse that inflates its memory."""
     with serving(certificate_dir, tmp_path / "stderr.log") as running:
         yield running
@@ -87,7 +80,7 @@ class Hold:
 
 
 @pytest.fixture(scope="module")
-def hold(server: Server) -> Iterator[Hold]:
+def hold(server: ServedWebhook) -> Iterator[Hold]:
     """Hold connections open in every unfinished state for the read timeout and a second, the
     slow ones sending a byte a second, while a well-behaved client sends a request every 0.1 s;
     then see which connections the server has closed, and what it said first."""
@@ -186,7 +179,7 @@ def test_a_connection_that_does_not_finish_its_request_is_answered_408_and_close
     assert rest.endswith(b"\r\n\r\nthe request was not received within %g s\n" % READ_TIMEOUT)
 
 
-def test_300_concurrent_connections_are_all_answered(server: Server) -> None:
+def test_300_concurrent_connections_are_all_answered(server: ServedWebhook) -> None:
     count = 300
     rss_before = server.rss_mib()
     # All connected first, quickly, then all sending at once.
@@ -231,7 +224,7 @@ def _chunks(total: int) -> Iterator[bytes]:
     ],
 )
 def test_a_body_over_the_limit_is_refused_and_memory_stays_bounded(
-    server: Server, framing: str
+    server: ServedWebhook, framing: str
 ) -> None:
     rss_before = server.rss_mib()
     connection = server.connection(timeout=30)
@@ -270,7 +263,7 @@ BAD_HANDSHAKES = {
     [pytest.param(what, id=f"{what} to the TLS port is dropped") for what in BAD_HANDSHAKES],
 )
 def test_a_bad_handshake_is_dropped_and_the_server_stays_responsive(
-    server: Server, what: str
+    server: ServedWebhook, what: str
 ) -> None:
     rss_before = server.rss_mib()
     socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
@@ -289,7 +282,7 @@ def test_a_bad_handshake_is_dropped_and_the_server_stays_responsive(
     assert server.rss_mib() - rss_before < RSS_GROWTH
 
 
-def test_half_finished_handshakes_held_open_do_not_stop_the_server(server: Server) -> None:
+def test_half_finished_handshakes_held_open_do_not_stop_the_server(server: ServedWebhook) -> None:
     rss_before = server.rss_mib()
     hello = client_hello(b"\x03\x03")  # TLS 1.2: acceptable, but the client stops halfway
     halves = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(100)]
@@ -317,7 +310,7 @@ def test_half_finished_handshakes_held_open_do_not_stop_the_server(server: Serve
     assert server.rss_mib() - rss_before < RSS_GROWTH
 
 
-def test_headers_past_the_size_limit_get_a_431(server: Server) -> None:
+def test_headers_past_the_size_limit_get_a_431(server: ServedWebhook) -> None:
     sock = server.tls_socket(timeout=5)
     try:
         sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: shm-webhook\r\n")
@@ -332,7 +325,7 @@ def test_headers_past_the_size_limit_get_a_431(server: Server) -> None:
     assert server.get("/healthz") == (200, b"ok")
 
 
-def test_headers_within_the_size_limit_are_served(server: Server) -> None:
+def test_headers_within_the_size_limit_are_served(server: ServedWebhook) -> None:
     connection = server.connection()
     try:
         connection.putrequest("POST", "/mutate?timeout=3s")
@@ -346,9 +339,9 @@ def test_headers_within_the_size_limit_are_served(server: Server) -> None:
 
 
 def test_headers_past_a_size_limit_are_refused_before_they_fill_memory(
-    fresh_server: Server,
+    fresh_server: ServedWebhook,
 ) -> None:
-    peak_before = proc_status(fresh_server.process.pid)["VmHWM"] / 1024
+    peak_before = memory_kib(fresh_server.process.pid)["VmHWM"] / 1024
     sock = fresh_server.tls_socket(timeout=30)
     try:
         sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: shm-webhook\r\n")
@@ -362,7 +355,7 @@ def test_headers_past_a_size_limit_are_refused_before_they_fill_memory(
     finally:
         sock.close()
     assert fresh_server.get("/healthz") == (200, b"ok")
-    peak_after = proc_status(fresh_server.process.pid)["VmHWM"] / 1024
+    peak_after = memory_kib(fresh_server.process.pid)["VmHWM"] / 1024
     assert peak_after - peak_before < RSS_GROWTH
 
 
@@ -379,7 +372,7 @@ def _review_of(items: bytes, count: int) -> bytes:
 
 
 def test_a_body_of_millions_of_tiny_json_items_is_a_413_before_it_is_parsed(
-    fresh_server: Server,
+    fresh_server: ServedWebhook,
 ) -> None:
     limit = load_settings().max_body_bytes
     body = _review_of(b"{}", (limit - len(HEAD) - 3) // 3)  # ~2.8 million objects
@@ -394,11 +387,11 @@ def test_a_body_of_millions_of_tiny_json_items_is_a_413_before_it_is_parsed(
         b"the body holds more than %d JSON values and keys;" % MAX_JSON_ITEMS
         + b" a pod's AdmissionReview holds far fewer\n",
     )
-    assert proc_status(fresh_server.process.pid)["VmHWM"] / 1024 < chart_memory_limit_mib()
+    assert memory_kib(fresh_server.process.pid)["VmHWM"] / 1024 < chart_memory_limit_mib()
 
 
 def test_the_costliest_body_below_the_value_bound_keeps_the_server_under_its_memory_limit(
-    fresh_server: Server,
+    fresh_server: ServedWebhook,
 ) -> None:
     # Two-letter strings cost the most memory per item measured (docs/reliability.md): ~36 MiB.
     body = _review_of(b'"ab"', MAX_JSON_ITEMS - 30)
@@ -408,4 +401,4 @@ def test_the_costliest_body_below_the_value_bound_keeps_the_server_under_its_mem
     finally:
         connection.close()
     assert status == 200
-    assert proc_status(fresh_server.process.pid)["VmHWM"] / 1024 < chart_memory_limit_mib()
+    assert memory_kib(fresh_server.process.pid)["VmHWM"] / 1024 < chart_memory_limit_mib()

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
+from tests import builders
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.app import IN_FLIGHT_BODIES, State, create_app
 from webhook.policy import NamespacePolicy
@@ -34,23 +35,6 @@ with warnings.catch_warnings():
 GOLDEN = Path(__file__).parent / "golden"
 JSON_TYPE = {"content-type": "application/json"}
 MIB = 1024 * 1024
-
-
-def a_review(obj: Any = None, **request: Any) -> dict[str, Any]:
-    pod = {
-        "metadata": {"name": "trainer", "namespace": "ml", "annotations": {"shm-size": "1Gi"}},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    }
-    fields = {
-        "uid": "e911857d-c318-11e8-bbad-025000000001",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "namespace": "ml",
-        "object": pod if obj is None else obj,
-        **request,
-    }
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": fields}
 
 
 @pytest.fixture
@@ -103,38 +87,38 @@ MALFORMED = [
     pytest.param(b"[1, 2]", JSON_TYPE, 400, "not-an-object", id="a JSON array is a 400"),
     pytest.param(b"", JSON_TYPE, 400, "not-json", id="an empty body is a 400"),
     pytest.param(
-        orjson.dumps({**a_review(), "apiVersion": "v1"}),
+        orjson.dumps({**builders.review(), "apiVersion": "v1"}),
         JSON_TYPE,
         400,
         "api-version",
         id="a review of an unknown apiVersion is a 400",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "kind": "Pod"}),
+        orjson.dumps({**builders.review(), "kind": "Pod"}),
         JSON_TYPE,
         400,
         "kind",
         id="a body that is not an AdmissionReview is a 400",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "request": "x"}),
+        orjson.dumps({**builders.review(), "request": "x"}),
         JSON_TYPE,
         400,
         "missing-request",
         id="a review whose request is a string is a 400",
     ),
     pytest.param(
-        orjson.dumps(a_review(uid=None)), JSON_TYPE, 400, "missing-uid", id="a missing uid is a 400"
+        builders.review_bytes(uid=None), JSON_TYPE, 400, "missing-uid", id="a missing uid is a 400"
     ),
     pytest.param(
-        orjson.dumps(a_review()),
+        builders.review_bytes(),
         {"content-type": "text/plain"},
         400,
         "content-type",
         id="a body that is not declared JSON is a 400",
     ),
     pytest.param(
-        orjson.dumps(a_review()),
+        builders.review_bytes(),
         {"content-type": ""},
         400,
         "content-type",
@@ -155,14 +139,14 @@ MALFORMED = [
         id="a chunked body that grows past the limit is a 413",
     ),
     pytest.param(
-        orjson.dumps(a_review({"metadata": [], "spec": {}})),
+        builders.review_bytes({"metadata": [], "spec": {}}),
         JSON_TYPE,
         400,
         "invalid-object",
         id="pod metadata that is an array is a 400",
     ),
     pytest.param(
-        orjson.dumps(a_review({"metadata": {"annotations": {"shm-size": 8}}})),
+        builders.review_bytes({"metadata": {"annotations": {"shm-size": 8}}}),
         JSON_TYPE,
         400,
         "invalid-object",
@@ -170,7 +154,9 @@ MALFORMED = [
     ),
     pytest.param(
         orjson.dumps(
-            a_review({"metadata": {"annotations": {"shm-size": "1Gi"}}, "spec": {"containers": {}}})
+            builders.review(
+                {"metadata": {"annotations": {"shm-size": "1Gi"}}, "spec": {"containers": {}}}
+            )
         ),
         JSON_TYPE,
         400,
@@ -178,7 +164,7 @@ MALFORMED = [
         id="containers that are an object are a 400",
     ),
     pytest.param(
-        orjson.dumps(a_review(1)),
+        builders.review_bytes(1),
         JSON_TYPE,
         400,
         "invalid-object",
@@ -214,7 +200,7 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(stat
 
 
 def test_the_body_limit_is_a_setting(state: State) -> None:
-    body = orjson.dumps(a_review())
+    body = builders.review_bytes()
     small = client(state, load_settings({"max_body_bytes": len(body) - 1}))
     assert small.post("/mutate", content=body, headers=JSON_TYPE).status_code == 413
     exact = client(state, load_settings({"max_body_bytes": len(body)}))
@@ -224,7 +210,7 @@ def test_the_body_limit_is_a_setting(state: State) -> None:
 def test_bodies_in_flight_past_twice_the_limit_get_a_503_until_they_end(state: State) -> None:
     """Three uploads of 90 % of the body limit still arriving: the third is refused; once the
     others have ended, a new one is served."""
-    body = orjson.dumps(a_review())
+    body = builders.review_bytes()
     app = create_app(load_settings({"max_body_bytes": len(body)}), state=state)
     scope = {
         "type": "http",
@@ -274,12 +260,12 @@ def test_bodies_in_flight_past_twice_the_limit_get_a_503_until_they_end(state: S
 
 def test_a_json_content_type_with_parameters_is_accepted(http: TestClient) -> None:
     headers = {"content-type": "Application/JSON; charset=utf-8"}
-    response = http.post("/mutate", content=orjson.dumps(a_review()), headers=headers)
+    response = http.post("/mutate", content=builders.review_bytes(), headers=headers)
     assert response.status_code == 200
 
 
 def test_the_timeout_query_of_the_kube_apiserver_is_ignored(http: TestClient) -> None:
-    response = http.post("/mutate?timeout=3s", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+    response = http.post("/mutate?timeout=3s", content=builders.review_bytes(), headers=JSON_TYPE)
     assert response.status_code == 200
     assert response.json()["response"]["allowed"] is True
 
@@ -299,7 +285,7 @@ def test_a_bug_in_the_planner_is_a_logged_500(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("webhook.review.plan", broken)
-    response = http.post("/mutate", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+    response = http.post("/mutate", content=builders.review_bytes(), headers=JSON_TYPE)
     assert response.status_code == 500
     [record] = [r for r in caplog.records if r.exc_info]
     assert record.exc_info is not None
@@ -309,7 +295,7 @@ def test_a_bug_in_the_planner_is_a_logged_500(
 
 def test_settings_shape_the_policy(state: State) -> None:
     http = client(state, load_settings({"default_size": "256Mi", "volume_name": "shm"}))
-    review = a_review({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})
+    review = builders.review({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})
     response = http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE).json()
     ops = orjson.loads(base64.b64decode(response["response"]["patch"]))
     pod = apply_patch(review["request"]["object"], ops)
@@ -322,7 +308,7 @@ def test_each_admission_is_counted_timed_and_its_bytes_added(
     state: State, http: TestClient
 ) -> None:
     for _ in range(2):
-        http.post("/mutate", content=orjson.dumps(a_review()), headers=JSON_TYPE)
+        http.post("/mutate", content=builders.review_bytes(), headers=JSON_TYPE)
     registry = state.metrics.registry
     labels = {"outcome": "mutated", "reason": "injected"}
     assert registry.get_sample_value("shm_webhook_admissions_total", labels) == 2
@@ -333,7 +319,7 @@ def test_each_admission_is_counted_timed_and_its_bytes_added(
 def test_each_admission_logs_one_line_with_who_what_and_how_long(
     http: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    review = a_review(name="")
+    review = builders.review(name="")
     review["request"]["object"]["metadata"] = {
         "generateName": "trainer-",
         "annotations": {"shm-size": "1Gi"},
@@ -365,7 +351,7 @@ def test_each_admission_logs_one_line_with_who_what_and_how_long(
 def test_a_denial_logs_its_message_and_a_dry_run_says_so(
     http: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    review = a_review(dryRun=True)
+    review = builders.review(dryRun=True)
     review["request"]["object"]["metadata"]["annotations"]["shm-size"] = "8GB"
     with caplog.at_level(logging.INFO, logger="webhook.admission"):
         answer = http.post("/mutate", content=orjson.dumps(review), headers=JSON_TYPE).json()
@@ -396,7 +382,7 @@ def test_the_warnings_the_api_server_gets_are_the_ones_logged(
         },
     }  # fmt: skip
     with caplog.at_level(logging.INFO, logger="webhook.admission"):
-        answer = http.post("/mutate", content=orjson.dumps(a_review(pod)), headers=JSON_TYPE)
+        answer = http.post("/mutate", content=builders.review_bytes(pod), headers=JSON_TYPE)
     [record] = [r for r in caplog.records if r.name == "webhook.admission"]
     logged = record.fields["warnings"]  # type: ignore[attr-defined]
     assert list(logged) == answer.json()["response"]["warnings"]
@@ -460,11 +446,11 @@ def test_not_ready_until_the_namespaces_are_listed_then_their_defaults_apply() -
     namespaces.ready = True
     assert http.get("/readyz").status_code == 200
     pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
-    answer = http.post("/mutate", content=orjson.dumps(a_review(pod)), headers=JSON_TYPE).json()
+    answer = http.post("/mutate", content=builders.review_bytes(pod), headers=JSON_TYPE).json()
     ops = orjson.loads(base64.b64decode(answer["response"]["patch"]))
     assert ops[0]["value"] == [
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "3Gi"}}
     ]
-    elsewhere = a_review(pod, namespace="other")
+    elsewhere = builders.review(pod, namespace="other")
     answer = http.post("/mutate", content=orjson.dumps(elsewhere), headers=JSON_TYPE).json()
     assert "patch" not in answer["response"]

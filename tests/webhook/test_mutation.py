@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import container, pod
 from tests.pods import all_containers, apply_patch, assert_valid_pod
 from webhook.mutation import InvalidObject, Plan, plan
 from webhook.policy import Percent, Policy
@@ -17,42 +18,6 @@ from webhook.quantity import parse, to_bytes
 from webhook.status import STATUS_ANNOTATION
 
 GI = 2**30
-
-
-def container(
-    name: str,
-    *,
-    mounts: list[dict[str, Any]] | None = None,
-    resources: dict[str, Any] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {"name": name, "image": "busybox", **extra}
-    if mounts is not None:
-        result["volumeMounts"] = mounts
-    if resources is not None:
-        result["resources"] = resources
-    return result
-
-
-def pod(
-    *containers: dict[str, Any],
-    init: list[dict[str, Any]] | None = None,
-    volumes: list[dict[str, Any]] | None = None,
-    annotations: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-    **spec: Any,
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": "trainer", "namespace": "ml"}
-    if annotations is not None:
-        metadata["annotations"] = annotations
-    if labels is not None:
-        metadata["labels"] = labels
-    body: dict[str, Any] = {"containers": list(containers or [container("main")]), **spec}
-    if init is not None:
-        body["initContainers"] = init
-    if volumes is not None:
-        body["volumes"] = volumes
-    return {"metadata": metadata, "spec": body}
 
 
 def shm(size: str = "8Gi") -> dict[str, str]:

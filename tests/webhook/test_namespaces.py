@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import container, pod
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.mutation import plan
 from webhook.namespaces import read_namespace
@@ -18,12 +19,13 @@ GI = 2**30
 
 
 def a_pod(size: str | None = None, *, limit: str = "64Gi") -> dict[str, Any]:
-    annotations = {} if size is None else {"shm-size": size}
-    container = {"name": "main", "image": "busybox", "resources": {"limits": {"memory": limit}}}
-    return {
-        "metadata": {"name": "p", "annotations": annotations},
-        "spec": {"containers": [container]},
-    }
+    """A pod asking for `size` (None: no annotation), its container limited to `limit`."""
+    return pod(
+        container(resources={"limits": {"memory": limit}}),
+        name="p",
+        namespace=None,
+        annotations={} if size is None else {"shm-size": size},
+    )
 
 
 def shm_of(pod: dict[str, Any], policy: Policy, namespace: NamespacePolicy | None) -> str | None:

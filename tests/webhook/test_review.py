@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import builders
+from tests.builders import PODS, V1
 from tests.pods import apply_patch, assert_valid_pod
 from webhook.policy import Policy, Reason
 from webhook.review import (
@@ -27,31 +29,7 @@ from webhook.review import (
     patched,
 )
 
-V1 = "admission.k8s.io/v1"
 V1BETA1 = "admission.k8s.io/v1beta1"
-POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
-PODS = {"group": "", "version": "v1", "resource": "pods"}
-
-
-def a_pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": "trainer", "namespace": "ml"}
-    if annotations is not None:
-        metadata["annotations"] = annotations
-    container = {"name": "main", "image": "busybox"}
-    return {"metadata": metadata, "spec": {"containers": [container], **spec}}
-
-
-def a_review(obj: Any = None, *, api_version: str = V1, **request: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": POD_KIND,
-        "resource": PODS,
-        "operation": "CREATE",
-        "namespace": "ml",
-        "object": a_pod({"shm-size": "1Gi"}) if obj is None else obj,
-        **request,
-    }
-    return {"apiVersion": api_version, "kind": "AdmissionReview", "request": fields}
 
 
 def answer_of(body: bytes) -> dict[str, Any]:
@@ -87,40 +65,50 @@ MALFORMED = [
     pytest.param(b'"review"', "AdmissionReview", id="a JSON string is not an AdmissionReview"),
     pytest.param(b"null", "AdmissionReview", id="JSON null is not an AdmissionReview"),
     pytest.param(
-        orjson.dumps(without(a_review(), "apiVersion")), "apiVersion", id="apiVersion is required"
+        orjson.dumps(without(builders.review(), "apiVersion")),
+        "apiVersion",
+        id="apiVersion is required",
     ),
     pytest.param(
-        orjson.dumps(a_review(api_version="admission.k8s.io/v2")),
+        builders.review_bytes(api_version="admission.k8s.io/v2"),
         "apiVersion",
         id="an unknown admission API version is refused",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "apiVersion": 1}),
+        orjson.dumps({**builders.review(), "apiVersion": 1}),
         "apiVersion",
         id="apiVersion must be a string",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "kind": "Pod"}), "kind", id="kind must be AdmissionReview"
+        orjson.dumps({**builders.review(), "kind": "Pod"}),
+        "kind",
+        id="kind must be AdmissionReview",
     ),
-    pytest.param(orjson.dumps(without(a_review(), "kind")), "kind", id="kind is required"),
+    pytest.param(orjson.dumps(without(builders.review(), "kind")), "kind", id="kind is required"),
     pytest.param(
-        orjson.dumps(without(a_review(), "request")), "request", id="a review without request"
+        orjson.dumps(without(builders.review(), "request")),
+        "request",
+        id="a review without request",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "request": None}), "request", id="a null request is refused"
+        orjson.dumps({**builders.review(), "request": None}),
+        "request",
+        id="a null request is refused",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "request": ["uid"]}),
+        orjson.dumps({**builders.review(), "request": ["uid"]}),
         "request",
         id="a request that is an array is refused",
     ),
     pytest.param(
-        orjson.dumps({**a_review(), "request": without(a_review()["request"], "uid")}),
+        orjson.dumps(
+            {**builders.review(), "request": without(builders.review()["request"], "uid")}
+        ),
         "request.uid",
         id="a request without uid is refused",
     ),
-    pytest.param(orjson.dumps(a_review(uid="")), "request.uid", id="an empty uid is refused"),
-    pytest.param(orjson.dumps(a_review(uid=42)), "request.uid", id="a numeric uid is refused"),
+    pytest.param(builders.review_bytes(uid=""), "request.uid", id="an empty uid is refused"),
+    pytest.param(builders.review_bytes(uid=42), "request.uid", id="a numeric uid is refused"),
 ]
 
 
@@ -135,16 +123,16 @@ def test_parse_review_refuses_a_malformed_body_with_400(body: bytes, mentioned: 
 
 def a_review_with_items(count: int) -> bytes:
     """A valid review whose body holds `count` JSON values and keys, padded with numbers."""
-    head = orjson.dumps(a_review())
+    head = builders.review_bytes()
     items = sum(map(head.count, (b",", b":", b"[", b"{"))) + 1  # no empty containers in it
-    body = orjson.dumps({**a_review(), "padding": [1000] * (count - items - 2)})
+    body = orjson.dumps({**builders.review(), "padding": [1000] * (count - items - 2)})
     assert len(body) > 2 * MAX_JSON_ITEMS  # else parse_review need not count
     return body
 
 
 def test_a_body_with_as_many_json_items_as_the_bound_is_parsed() -> None:
     review = parse_review(a_review_with_items(MAX_JSON_ITEMS))
-    assert review.uid == a_review()["request"]["uid"]
+    assert review.uid == builders.review()["request"]["uid"]
 
 
 def test_a_body_with_more_json_items_than_the_bound_is_a_413_before_parsing(
@@ -166,8 +154,8 @@ def test_a_body_with_more_json_items_than_the_bound_is_a_413_before_parsing(
 
 
 def test_a_long_body_of_few_items_is_parsed() -> None:
-    body = orjson.dumps({**a_review(), "padding": "x" * (4 * MAX_JSON_ITEMS)})
-    assert parse_review(body).uid == a_review()["request"]["uid"]
+    body = orjson.dumps({**builders.review(), "padding": "x" * (4 * MAX_JSON_ITEMS)})
+    assert parse_review(body).uid == builders.review()["request"]["uid"]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +163,7 @@ def test_a_long_body_of_few_items_is_parsed() -> None:
     [pytest.param(V1, id="v1 reviews"), pytest.param(V1BETA1, id="v1beta1 reviews")],
 )
 def test_answers_use_the_request_api_version_and_echo_its_uid(api_version: str) -> None:
-    review = a_review(api_version=api_version, uid="a-uid-to-echo")
+    review = builders.review(api_version=api_version, uid="a-uid-to-echo")
     response, _ = decided(review)
     assert response["apiVersion"] == api_version
     assert response["kind"] == "AdmissionReview"
@@ -263,20 +251,20 @@ PASSED_THROUGH = [
 
 @pytest.mark.parametrize("request_fields", PASSED_THROUGH)
 def test_only_pod_creates_are_planned(request_fields: dict[str, Any]) -> None:
-    response, result = decided(a_review(**request_fields))
+    response, result = decided(builders.review(**request_fields))
     assert result.reason is Reason.NOT_A_POD_CREATE
-    assert response["response"] == {"uid": a_review()["request"]["uid"], "allowed": True}
+    assert response["response"] == {"uid": builders.review()["request"]["uid"], "allowed": True}
 
 
 def test_a_dry_run_pod_create_is_planned_like_any_other() -> None:
-    response, result = decided(a_review(dryRun=True))
+    response, result = decided(builders.review(dryRun=True))
     assert result.outcome == "mutated"
     assert response["response"]["allowed"] is True
     assert "patch" in response["response"]
 
 
 def test_a_mutated_pod_gets_a_patch_that_applies_and_leaves_it_valid() -> None:
-    review = a_review()
+    review = builders.review()
     response, result = decided(review)
     assert result.outcome == "mutated"
     pod = apply_patch(review["request"]["object"], ops_of(response["response"]))
@@ -286,7 +274,7 @@ def test_a_mutated_pod_gets_a_patch_that_applies_and_leaves_it_valid() -> None:
 
 
 def test_a_denied_pod_is_refused_with_the_plan_message() -> None:
-    response, result = decided(a_review(a_pod({"shm-size": "8GB"})))
+    response, result = decided(builders.review(builders.pod(annotations={"shm-size": "8GB"})))
     assert result.outcome == "denied"
     assert response["response"]["allowed"] is False
     assert response["response"]["status"] == {
@@ -298,7 +286,7 @@ def test_a_denied_pod_is_refused_with_the_plan_message() -> None:
 
 
 def test_a_pod_left_alone_is_allowed_without_patch() -> None:
-    response, result = decided(a_review(a_pod()))
+    response, result = decided(builders.review(builders.pod()))
     assert result.outcome == "skipped"
     assert "patch" not in response["response"]
     assert response["response"]["allowed"] is True
@@ -313,7 +301,7 @@ def test_a_pod_left_alone_is_allowed_without_patch() -> None:
     ],
 )
 def test_a_pod_create_without_an_object_is_a_bad_request(obj: Any) -> None:
-    review = a_review()
+    review = builders.review()
     review["request"]["object"] = obj
     with pytest.raises(WebhookError) as caught:
         decided(review)
@@ -336,7 +324,7 @@ def test_a_pod_create_without_an_object_is_a_bad_request(obj: Any) -> None:
 )
 def test_a_pod_with_wrongly_typed_fields_is_a_bad_request(obj: dict[str, Any]) -> None:
     with pytest.raises(WebhookError) as caught:
-        decided(a_review(obj))
+        decided(builders.review(obj))
     assert caught.value.status == 400
     assert caught.value.message.startswith("invalid pod: ")
 
@@ -422,7 +410,7 @@ def fuzzed_pods(draw: st.DrawFn) -> Any:
 
 @given(obj=POD_LIKE | fuzzed_pods())
 def test_any_decoded_object_is_answered_or_refused_with_400(obj: Any) -> None:
-    review = a_review(obj)
+    review = builders.review(obj)
     status = 200
     try:
         decided(review)

@@ -22,26 +22,10 @@ from typing import Any
 import pytest
 import uvicorn
 
-from tests.serving import (
-    REPO,
-    REVIEW,
-    START_TIMEOUT,
-    Server,
-    call,
-    free_port,
-    serving,
-    start,
-    steady_requests,
-    stopped_at_the_end,
-    write_certificates,
-)
-from tests.tlsfixtures import (
-    another_serving_cert,
-    client_context,
-    peer_serial,
-    serial,
-    throwaway_bundle,
-)
+from tests.builders import REVIEW
+from tests.processes import free_port
+from tests.serving import REPO, ServedWebhook, call, serving, write_certificates
+from tests.tlsfixtures import another_serving_cert, peer_serial, serial, throwaway_bundle
 from webhook.app import State
 from webhook.server import CLIENT_IDLE_TIMEOUT, QUIET, AdmissionLines, JsonFormatter, WebhookServer
 from webhook.tls import certificate_not_after
@@ -53,26 +37,27 @@ def certificate_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(certificate_dir: Path, tmp_path: Path) -> Iterator[Server]:
+def server(certificate_dir: Path, tmp_path: Path) -> Iterator[ServedWebhook]:
     with serving(certificate_dir, tmp_path / "stderr.log", "--shutdown-grace", "2") as running:
         yield running
+        running.kill()  # a test that did not stop it: its drain is not what it is about
 
 
 pytestmark = pytest.mark.integration
 
 
-def test_healthz_answers_over_tls_verified_against_our_ca(server: Server) -> None:
+def test_healthz_answers_over_tls_verified_against_our_ca(server: ServedWebhook) -> None:
     assert server.get("/healthz") == (200, b"ok")
 
 
-def test_a_client_expecting_another_name_is_refused(server: Server) -> None:
+def test_a_client_expecting_another_name_is_refused(server: ServedWebhook) -> None:
     server.server_name = "other.default.svc"
     with pytest.raises(ssl.SSLCertVerificationError):
         server.get("/healthz")
 
 
 def test_metrics_show_the_admission_and_the_certificate_expiry(
-    server: Server, certificate_dir: Path
+    server: ServedWebhook, certificate_dir: Path
 ) -> None:
     connection = server.connection()
     try:
@@ -90,18 +75,12 @@ def test_metrics_show_the_admission_and_the_certificate_expiry(
 
 
 def test_each_admission_served_is_one_json_line_on_stderr(
-    server: Server,
+    server: ServedWebhook,
 ) -> None:
     connection = server.connection()
     try:
         assert call(connection, "POST /mutate?timeout=3s", body=REVIEW)[0] == 200
-        sent = time.monotonic()
-        lines: list[dict[str, Any]] = []
-        while not lines and time.monotonic() - sent < 1:
-            lines = [
-                json.loads(line) for line in server.stderr().splitlines() if '"admission"' in line
-            ]
-            time.sleep(0.02)
+        lines = server.admissions_of(namespace="ml", name="trainer", count=1)
     finally:
         connection.close()
     assert len(lines) == 1
@@ -113,7 +92,7 @@ def test_each_admission_served_is_one_json_line_on_stderr(
     assert lines[0]["uid"] == json.loads(REVIEW)["request"]["uid"]
 
 
-def _metrics(server: Server) -> dict[str, float]:
+def _metrics(server: ServedWebhook) -> dict[str, float]:
     connection = http.client.HTTPConnection("127.0.0.1", server.metrics_port, timeout=5)
     try:
         status, text = call(connection, "GET /metrics")
@@ -128,7 +107,7 @@ def _metrics(server: Server) -> dict[str, float]:
 
 
 def test_a_rotated_certificate_is_served_without_a_restart(
-    server: Server, certificate_dir: Path
+    server: ServedWebhook, certificate_dir: Path
 ) -> None:
     before = server.connection()
     before.connect()
@@ -154,8 +133,32 @@ def test_a_rotated_certificate_is_served_without_a_restart(
     assert expiry == certificate_not_after(cert_pem).timestamp()
 
 
+def steady_requests(
+    server: ServedWebhook,
+    *,
+    stop: threading.Event,
+    log: list[tuple[float, int]],
+    pause: float = 0.01,
+) -> None:
+    """Admission requests back to back until `stop`, reconnecting after a failure; appends
+    (time answered, status) of each, status -1 for a failure."""
+    connection = server.connection()
+    while not stop.is_set():
+        try:
+            status, _ = call(connection, "POST /mutate", body=REVIEW)
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = server.connection()
+            log.append((time.monotonic(), -1))
+            time.sleep(0.02)
+            continue
+        log.append((time.monotonic(), status))
+        time.sleep(pause)
+    connection.close()
+
+
 def test_sigterm_turns_unready_keeps_answering_through_the_grace_then_exits_0(
-    server: Server,
+    server: ServedWebhook,
 ) -> None:
     stop = threading.Event()
     answers: list[tuple[float, int]] = []
@@ -188,7 +191,7 @@ def test_sigterm_turns_unready_keeps_answering_through_the_grace_then_exits_0(
     assert max(2.0, stopped - 0.2 + QUIET) < exited < max(2.0, stopped) + QUIET + 1.5
 
 
-def test_a_second_signal_exits_at_once(server: Server) -> None:
+def test_a_second_signal_exits_at_once(server: ServedWebhook) -> None:
     server.process.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     started = time.monotonic()
@@ -221,22 +224,15 @@ def test_with_no_grace_sigterm_closes_idle_connections_and_exits_at_once(
 def test_without_a_certificate_it_serves_a_development_one_and_says_where_the_ca_is(
     tmp_path: Path,
 ) -> None:
-    port, log = free_port(), tmp_path / "stderr.log"
-    process = start(["--metrics-port", "0", "--shutdown-grace", "0"], port=port, log=log)
-    with stopped_at_the_end(process):
-        deadline = time.monotonic() + START_TIMEOUT
-        while "CA at " not in log.read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.05)
-        [line] = [line for line in log.read_text().splitlines() if "CA at " in line]
+    # Ready means /readyz answered over TLS verified against the CA that line names.
+    with ServedWebhook(log=tmp_path / "stderr.log") as running:
+        [line] = [line for line in running.log_text().splitlines() if "CA at " in line]
         ca_file = Path(line.split("CA at ", 1)[1].split(";", 1)[0])
-        assert f"curl --cacert {ca_file} https://localhost:{port}/healthz" in line
-        context = client_context(ca_file.read_bytes())
-        running = Server(process, port, 0, context, log, server_name="localhost")
-        running.wait_ready()
+        assert f"curl --cacert {ca_file} https://localhost:{running.port}/healthz" in line
+        assert running.server_name == "localhost"
         assert running.get("/healthz") == (200, b"ok")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=10) == 0
 
 
 def test_an_unreadable_certificate_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
