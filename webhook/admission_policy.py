@@ -15,6 +15,7 @@ install. Must not import the web framework, the server or the Kubernetes client.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,7 +58,7 @@ def policies(settings: Settings, engine: Engine) -> list[Obj]:
     each followed by its binding."""
     check(settings)
     parts = policy_parts()
-    variables = setting_variables(settings) + parts["variables"]
+    settings_first = setting_variables(settings)
     failure = engine.failure_policy or ("Ignore" if settings.default_size else "Fail")
     mutating = _policy(
         "MutatingAdmissionPolicy",
@@ -66,21 +67,21 @@ def policies(settings: Settings, engine: Engine) -> list[Obj]:
         {
             "failurePolicy": failure,
             "reinvocationPolicy": "IfNeeded",
-            "variables": variables,
-            "mutations": parts["mutations"],
+            "variables": settings_first + parts["mutating"]["variables"],
+            "mutations": parts["mutating"]["mutations"],
         },
     )
     denials = _policy(
         "ValidatingAdmissionPolicy",
         f"{engine.name}-denials",
         engine,
-        {"failurePolicy": failure, "variables": variables, "validations": parts["denials"]},
+        {"failurePolicy": failure, **_with_settings(settings_first, parts["denials"])},
     )
     warnings = _policy(
         "ValidatingAdmissionPolicy",
         f"{engine.name}-warnings",
         engine,
-        {"failurePolicy": "Ignore", "variables": variables, "validations": parts["warnings"]},
+        {"failurePolicy": "Ignore", **_with_settings(settings_first, parts["warnings"])},
     )
     return [
         mutating,
@@ -100,6 +101,10 @@ def policies(settings: Settings, engine: Engine) -> list[Obj]:
             {"validationActions": ["Warn"]},
         ),
     ]
+
+
+def _with_settings(settings_first: list[dict[str, str]], part: Obj) -> Obj:
+    return {"variables": settings_first + part["variables"], "validations": part["validations"]}
 
 
 def check(settings: Settings) -> None:
@@ -134,32 +139,52 @@ def setting_variables(settings: Settings) -> list[dict[str, str]]:
     return [{"name": name, "expression": values[name]} for name in SETTINGS]
 
 
-def policy_parts() -> dict[str, list[Obj]]:
-    """What is the same for every install: the variables after the settings, the mutation and
-    the validations of each validating policy."""
+def policy_parts() -> dict[str, Any]:
+    """What is the same for every install: for each policy, the variables after the settings
+    it reads (only those: the kube-apiserver compiles every variable of a policy), and its
+    mutation or validations."""
     begin()
     steps = [*reading(), *deciding()]
     mutation = "variables.ops.map(o, JSONPatch{op: o.op, path: o.path, value: o.value})"
+    denials = [
+        {
+            "expression": "variables.denial == ''",
+            "messageExpression": "variables.denial",
+            "message": FALLBACK_MESSAGE,
+            "reason": "Invalid",
+        }
+    ]
+    warnings = [
+        {
+            "expression": f"variables.{name} == ''",
+            "messageExpression": warning(name),
+            "message": FALLBACK_MESSAGE,
+        }
+        for name in WARNINGS
+    ]
     return {
-        "variables": [{"name": name, "expression": expression} for name, expression in steps],
-        "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": mutation}}],
-        "denials": [
-            {
-                "expression": "variables.denial == ''",
-                "messageExpression": "variables.denial",
-                "message": FALLBACK_MESSAGE,
-                "reason": "Invalid",
-            }
-        ],
-        "warnings": [
-            {
-                "expression": f"variables.{name} == ''",
-                "messageExpression": warning(name),
-                "message": FALLBACK_MESSAGE,
-            }
-            for name in WARNINGS
-        ],
+        "mutating": {
+            "variables": _read_by(steps, mutation),
+            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": mutation}}],
+        },
+        "denials": {"variables": _read_by(steps, str(denials)), "validations": denials},
+        "warnings": {"variables": _read_by(steps, str(warnings)), "validations": warnings},
     }
+
+
+_READS = re.compile(r"variables\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _read_by(steps: list[tuple[str, str]], expressions: str) -> list[dict[str, str]]:
+    """The variables `expressions` read, directly or through other variables, in order."""
+    expressions_of = dict(steps)
+    wanted = set(_READS.findall(expressions))
+    for name, expression in reversed(steps):  # a variable reads only those before it
+        if name in wanted:
+            wanted.update(_READS.findall(expression))
+    return [
+        {"name": name, "expression": expressions_of[name]} for name, _ in steps if name in wanted
+    ]
 
 
 def _match_constraints() -> Obj:
