@@ -82,48 +82,54 @@ def _volume() -> Steps:
     ]
 
 
-def _charge(resources: str, path: str, count: str) -> str:
-    """`memory.charge` of a resources block that exists: ops raising its memory by `count`."""
+def _charge(target: str) -> str:
+    """`memory.charge` of a charge target (the path of a resources block, the block, the
+    bytes to add): the ops raising its memory request and limit."""
+    count = f"{target}.count"
 
-    def ops(r: str) -> str:
-        def raised(found: str) -> str:
-            limit, request = f"{found}[0]", f"{found}[1]"
-            new = (
-                f"({limit}.hasValue() ? {add_bytes(f'{limit}.value()', count)}"
-                f" : {format_bytes(count, V + 'sizeFormat')})"
-            )
-            replace_limit = _op(
-                "replace", f"{path} + '/limits/memory'", add_bytes(f"{limit}.value()", count)
-            )
-            replace_request = _op(
-                "replace", f"{path} + '/requests/memory'", add_bytes(f"{request}.value()", count)
-            )
+    def ops(found: str) -> str:
+        limit, request = f"{found}[0]", f"{found}[1]"
+
+        def with_sums(sums: str) -> str:
+            new = f"({limit}.hasValue() ? {sums}[0] : {format_bytes(count, V + 'sizeFormat')})"
+            path = f"{target}.path"
+            replace_limit = _op("replace", f"{path} + '/limits/memory'", f"{sums}[0]")
+            replace_request = _op("replace", f"{path} + '/requests/memory'", f"{sums}[1]")
             add_memory = _op("add", f"{path} + '/requests/memory'", new)
             add_requests = _op("add", f"{path} + '/requests'", f"{{'memory': {new}}}")
-            add_request = f"has({r}.requests) ? {add_memory} : {add_requests}"
+            add_request = f"has({target}.resources.requests) ? {add_memory} : {add_requests}"
             return (
                 f"({limit}.hasValue() ? [{replace_limit}] : [])"
                 f" + ({request}.hasValue() ? [{replace_request}] : [{add_request}])"
             )
 
-        return bind(f"[{r}.?limits[?'memory'], {r}.?requests[?'memory']]", raised)
+        sums = (
+            f"[{limit}.hasValue() ? {add_bytes(f'{limit}.value()', count)} : '',"
+            f" {request}.hasValue() ? {add_bytes(f'{request}.value()', count)} : '']"
+        )
+        return bind(sums, with_sums)
 
-    return bind(resources, ops)
+    resources = f"{target}.resources"
+    return bind(f"[{resources}.?limits[?'memory'], {resources}.?requests[?'memory']]", ops)
+
+
+def _target(path: str, resources: str, count: str) -> str:
+    return f"{{'path': dyn({path}), 'resources': dyn({resources}), 'count': dyn({count})}}"
 
 
 def _charges() -> Steps:
-    containers = f"{V}containers"
-    path = "'/spec/containers/' + string(i) + '/resources'"
-    size = format_bytes(V + "sizeBytes", V + "sizeFormat")
-    created = _op("add", path, f"{{'requests': {{'memory': {size}}}}}")
-    raised = _charge(f"{containers}[i].resources", path, V + "sizeBytes")
-    one = f"!has({containers}[i].resources) ? [{created}] : {raised}"
+    container = _target(
+        "'/spec/containers/' + string(i) + '/resources'",
+        f"{V}containers[i].?resources.orValue({{}})",
+        f"{V}sizeBytes",
+    )
     pod_memory = (
         "object.spec.?resources.hasValue() && (object.spec.resources.?limits[?'memory'].hasValue()"
         " || object.spec.resources.?requests[?'memory'].hasValue())"
     )
-    pod_level = _charge(
-        "object.spec.resources", "'/spec/resources'", f"({V}sizeBytes * {V}charged.size())"
+    # Pod-level resources bound the containers' sum: they grow by every container's share.
+    pod_level = _target(
+        "'/spec/resources'", "object.spec.resources", f"{V}sizeBytes * {V}charged.size()"
     )
     return [
         # memory.charged_indices: the regular containers that pay for the pages.
@@ -134,10 +140,11 @@ def _charges() -> Steps:
             f" : {V}defaultIndex in {V}mounted ? [{V}defaultIndex] : [{V}mounted[0]]",
         ),
         (
-            "chargeOps",
-            f"{V}charged.map(i, {one}).flatten()"
-            f" + ({V}charged.size() > 0 && {pod_memory} ? {pod_level} : [])",
+            "chargeTargets",
+            f"{V}charged.map(i, {container})"
+            f" + ({V}charged.size() > 0 && {pod_memory} ? [{pod_level}] : [])",
         ),
+        ("chargeOps", f"{V}chargeTargets.map(t, {_charge('t')}).flatten()"),
     ]
 
 

@@ -58,13 +58,11 @@ STATUS_SHAPE = (
     r'^\{"size":"[^"\\]*","volume":"[a-z0-9]([-a-z0-9]*[a-z0-9])?",'
     rf'"mounted":\[{_NAMES}\],"charged":\[{_NAMES}\]\}}$'
 )
-# Sizes read only to know whether they are valid: the field name of a message never shows.
-_UNSHOWN = "''"
 
 
 def reading() -> Steps:
     """The variables after the settings, in dependency order."""
-    return [*_pod(), *_status(), *_namespace(), *_size(), *_mounts()]
+    return [*_pod(), *_texts(), *_status(), *_namespace(), *_size(), *_mounts()]
 
 
 def _pod() -> Steps:
@@ -103,17 +101,32 @@ def _left_alone() -> str:
     return chain + "''"
 
 
-def _status() -> Steps:
+def _texts() -> Steps:
+    """The texts read as sizes, and what `parse_size` says of each (one template for all)."""
     text = f"{V}statusText"
+    texts = f"[{V}requestedText, {V}statusSize, {V}nsDefaultText, {V}nsMaxText]"
     return [
         ("statusText", f"{V}annotations[?{literal(STATUS_ANNOTATION)}].orValue('')"),
         ("statusShape", f"{text}.matches(r'{STATUS_SHAPE}')"),
         ("statusSize", f"{V}statusShape ? {text}.split('\"')[3] : ''"),
         ("statusVolume", f"{V}statusShape ? {text}.split('\"')[7] : ''"),
         (
+            "nsAnnotations",
+            f"{V}namespacePolicy ? namespaceObject.metadata.?annotations.orValue({{}}) : {{}}",
+        ),
+        ("nsDefaultText", f"{V}nsAnnotations[?{literal(DEFAULT_SIZE_ANNOTATION)}].orValue('')"),
+        ("nsMaxText", f"{V}nsAnnotations[?{literal(MAX_SIZE_ANNOTATION)}].orValue('')"),
+        # '' for a size, else the webhook's message: the requested size's is shown.
+        ("sizeChecks", f"{texts}.map(t, {size_problem('t', V + 'annotationKey')})"),
+    ]
+
+
+def _status() -> Steps:
+    text = f"{V}statusText"
+    return [
+        (
             "statusValid",
-            f"{V}statusShape && {V}statusVolume.size() <= 63"
-            f" && {size_problem(V + 'statusSize', _UNSHOWN)} == ''",
+            f"{V}statusShape && {V}statusVolume.size() <= 63 && {V}sizeChecks[1] == ''",
         ),
         # The raw JSON inside the brackets: a reinvocation writes them back extended.
         (
@@ -136,21 +149,14 @@ def _namespace() -> Steps:
         f"{V}nsMaxBytes >= 0 && ({V}clusterMaxBytes < 0 || {V}nsMaxBytes < {V}clusterMaxBytes)"
     )
     return [
-        (
-            "nsAnnotations",
-            f"{V}namespacePolicy ? namespaceObject.metadata.?annotations.orValue({{}}) : {{}}",
-        ),
-        ("nsDefaultText", f"{V}nsAnnotations[?{literal(DEFAULT_SIZE_ANNOTATION)}].orValue('')"),
-        ("nsMaxText", f"{V}nsAnnotations[?{literal(MAX_SIZE_ANNOTATION)}].orValue('')"),
         # A namespace annotation that does not parse is ignored, as the webhook's cache does.
         (
             "nsDefaultValid",
-            f"{default} != '' && ({default}.endsWith('%') ? {percent_ok}"
-            f" : {size_problem(default, _UNSHOWN)} == '')",
+            f"{default} != '' && ({default}.endsWith('%') ? {percent_ok} : {V}sizeChecks[2] == '')",
         ),
         (
             "nsMaxBytes",
-            f"{ceiling} != '' && {size_problem(ceiling, _UNSHOWN)} == ''"
+            f"{ceiling} != '' && {V}sizeChecks[3] == ''"
             f" ? {bind(to_bytes(ceiling), lambda b: f'({b} == 0 ? -1 : {b})')} : -1",
         ),
         ("clusterMaxBytes", f"{V}maxSize == '' ? -1 : {to_bytes(V + 'maxSize')}"),
@@ -179,7 +185,7 @@ def _size() -> Steps:
     return [
         (
             "requestedProblem",
-            f"{asked} ? {size_problem(V + 'requestedText', V + 'annotationKey')} : ''",
+            f"{asked} ? {V}sizeChecks[0] : ''",
         ),
         (
             "requestedBytes",

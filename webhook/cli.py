@@ -91,7 +91,9 @@ def _policy_flags(policy: argparse.ArgumentParser) -> None:
     """`policy`: the policy settings, and what the chart's values say beyond them."""
     _setting_flags(policy, (*POLICY_SETTINGS, "namespace_policy"))
     policy.add_argument(
-        "--name", default="shm-webhook", help="name of the policies and bindings (default shm-webhook)"
+        "--name",
+        default="shm-webhook",
+        help="name of the policies and bindings (default shm-webhook)",
     )
     policy.add_argument(
         "--scope",

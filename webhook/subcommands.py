@@ -1,9 +1,9 @@
 """What each `shm-webhook` subcommand does once its arguments are parsed (docs/commands.md).
 
 Owns: `UsageError` and the adapters from parsed arguments to the library: `serve`, `mutate`,
-`policy`, `certs_generate`, `certs_bootstrap`, `certs_check`, each returning the process exit code: 0
-when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster refused
-or the certificate checked is due; a bad setting or input raises `UsageError` (exit 2).
+`policy`, `certs_generate`, `certs_bootstrap`, `certs_check`, each returning the process exit
+code: 0 when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster
+refused or the certificate checked is due; a bad setting or input raises `UsageError` (exit 2).
 
 Keeps `serve` lean: the server, `yaml` and `certs` are imported by the subcommand that needs
 them, never at module level (docs/performance.md). Must not import the Kubernetes client.
