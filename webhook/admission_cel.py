@@ -29,6 +29,9 @@ _DECIMAL_SUFFIXES = "{0: '', 3: 'k', 6: 'M', 9: 'G', 12: 'T', 15: 'P', 18: 'E'}"
 # Percentages are computed exactly as floor(bytes * N / D) with D = 10^(2 + decimals); the
 # intermediate r * N < D^2 fits an int64 up to D = 10^9: 7 decimals.
 MAX_PERCENT_DECIMALS = 7
+# A text longer than this gets the generic suggestion (docs/policy-engine.md#long-texts).
+LONGEST_SUGGESTED = 4096
+_GENERIC = "'write a size such as 8Gi, 512Mi or 1G'"
 
 _fresh: list[int] = [0]
 
@@ -67,8 +70,10 @@ def format_of(text: str) -> str:
 
 
 def to_bytes(text: str) -> str:
-    """`to_bytes(parse(text))`: the value rounded away from zero to a whole number. The float
-    only places the candidates; the comparisons are exact (below 2^53 bytes when fractional)."""
+    """`to_bytes(parse(text))`: the value rounded away from zero to a whole number. A plain
+    number of up to 19 digits is read as an int (`isInteger` says no past 18 digits); else
+    the float only places the candidates and the comparisons are exact (for fractions below
+    2^53 bytes). A count beyond an int64 is a CEL error (docs/policy-engine.md)."""
 
     def rounded(q: str) -> str:
         c, k = _name("c"), _name("k")
@@ -76,7 +81,14 @@ def to_bytes(text: str) -> str:
         up = f"[{near}].filter({k}, !{q}.isGreaterThan(quantity(string({k}))))[0]"
         down = f"[{near}].filter({k}, !{q}.isLessThan(quantity(string({k})))).reverse()[0]"
         exact = f"[int({q}.asApproximateFloat())].map({c}, sign({q}) >= 0 ? {up} : {down})[0]"
-        return f"({q}.isInteger() ? {q}.asInteger() : {exact})"
+
+        def read(n: str) -> str:
+            fits = f"({n}.size() < 19 || ({n}.size() == 19 && {n} <= '{MAX_INT64}'))"
+            value = f"({n} == '' ? 0 : ({text}.startsWith('-') ? -1 : 1) * int({n}))"
+            return f"({text}.matches(r'^[+-]?[0-9]+$') && {fits} ? {value} : {exact})"
+
+        plain = bind(f"{text}.find(r'[1-9][0-9]*$')", read)
+        return f"({q}.isInteger() ? {q}.asInteger() : {plain})"
 
     return bind(f"quantity({text})", rounded)
 
@@ -129,7 +141,7 @@ def _suggestion(text: str) -> str:
             fits = f"{h}.matches(r'[KMGTPEkmgtpe]$') && {number}.matches(r'^[0-9.]+$')"
             return (
                 f"({fits} ? 'write ' + {number} + {letter} + 'i or ' + {number} + {unit}"
-                " : 'write a size such as 8Gi, 512Mi or 1G')"
+                f" : {_GENERIC})"
             )
 
         no_unit = f"{s}.substring(0, {s}.size() - {s}.find(r'[BbIi]*$').size())"
@@ -143,7 +155,9 @@ def _suggestion(text: str) -> str:
         f"{text}.substring({lead})",
         lambda t: f"{t}.substring(0, {t}.size() - {t}.find(r'{_SPACE}*$').size())",
     )
-    return bind(f"{trimmed}.replace(' ', '').replace('_', '')", from_stripped)
+    full = bind(f"{trimmed}.replace(' ', '').replace('_', '')", from_stripped)
+    # Longer texts would exhaust a CEL call's cost limit here; none is a size anyway.
+    return f"({text}.size() > {LONGEST_SUGGESTED} ? {_GENERIC} : {full})"
 
 
 def _beyond_python(text: str) -> str:

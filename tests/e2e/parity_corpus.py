@@ -291,6 +291,24 @@ INVALID = [
     "12_Gi",
     "1u",
     "a-very-long-value-that-is-not-a-size-at-all",
+    "\uff18Gi",  # a fullwidth digit
+    "  8Gi  ",
+    "8Gb",
+    "8KB",
+    "8kib",
+    "1.5.5Gi",
+    "+-1Gi",
+    "1e",
+    "0x10",
+    "0.000001",
+    "1.5m",
+    "1n",
+    "\u00a08Gi",
+    "\u001c8Gi",
+    "e3",
+    "1e1001",
+    "1" * 1001,
+    "8" + "x" * 200_000,
 ]
 
 
@@ -560,6 +578,109 @@ def _namespaces() -> list[Shape]:
     ]
 
 
+def _edges() -> list[Shape]:
+    """Corners found hunting for differences between the engines."""
+    own_mount = {"name": "own", "mountPath": "/dev/shm", "subPath": "x"}
+    one = lambda name, resources, size: Shape(  # noqa: E731
+        name, pod(container("main", resources=resources), annotations=shm(size))
+    )
+    return [
+        Shape("a size of 1e1000 exceeds what Kubernetes counts", pod(annotations=shm("1e1000"))),
+        Shape("a size of 0.0 opts the pod out", pod(annotations=shm("0.0"))),
+        Shape("a size of 0e4294967296 is zero", pod(annotations=shm("0e4294967296"))),
+        Shape("a size of 5.Gi", pod(annotations=shm("5.Gi"))),
+        Shape("the largest size Kubernetes counts", pod(annotations=shm("9223372036854775807"))),
+        Shape(
+            "a size whose sum with the request exceeds an int64",
+            pod(container("main", resources=mem("1Gi")), annotations=shm("9223372036854775807")),
+            differs="int64-bytes",
+        ),
+        Shape(
+            "a number of more than 4,096 digits with a unit",
+            pod(annotations=shm("1" * 5000 + "GB")),
+            differs="long-texts",
+        ),
+        Shape(
+            "/dev/shm/. and ///dev/shm and /../dev/shm are /dev/shm",
+            pod(
+                container("a", **at("/dev/shm/.")),
+                container("b", **at("///dev/shm")),
+                container("c", **at("/../dev/shm")),
+                container("d"),
+                volumes=OWN,
+                annotations=shm(),
+            ),
+        ),
+        Shape(
+            "a subPath mount at /dev/shm is kept",
+            pod(
+                container("a", volumeMounts=[own_mount]),
+                container("b"),
+                volumes=OWN,
+                annotations=shm(),
+            ),
+        ),
+        Shape(
+            "a long warning naming many containers is cut to 120 characters",
+            pod(
+                *(container(f"container-with-a-long-name-{i}", **at("/dev/shm")) for i in range(6)),
+                container("m"),
+                volumes=OWN,
+                annotations=shm(),
+            ),
+        ),
+        one("a request of 100m (a tenth of a byte) rounds up", mem("100m"), "1Gi"),
+        one("a request of 1e3 plus 1Ki keeps the exponent form", mem("1e3"), "1Ki"),
+        one("a limit of 1.5Gi plus 512Mi", mem("1Gi", "1.5Gi"), "512Mi"),
+        one("a limit of 0", mem(limit="0"), "1Gi"),
+        one("a limit of 1k plus 1Ki", mem(limit="1k"), "1Ki"),
+        Shape(
+            "a pod-level limit alone gets a pod-level request",
+            pod(
+                container("main", resources=mem("1Gi", "1Gi")),
+                resources={"limits": {"memory": "4Gi"}},
+                annotations=shm("1Gi"),
+            ),
+        ),
+        Shape(
+            "12.5% of 3 bytes is no /dev/shm",
+            pod(container("main", resources=mem(limit="3"))),
+            variant="percent",
+        ),
+        Shape(
+            "12.5% of 1e9 keeps the exponent form",
+            pod(container("main", resources=mem(limit="1e9"))),
+            variant="percent",
+        ),
+        Shape(
+            "a hostIPC pod with an invalid size: the left-alone warning only",
+            pod(hostIPC=True, annotations=shm("8GB")),
+            variant="warn",
+        ),
+        Shape(
+            "an invalid size and a container's own /dev/shm: the size's warning only",
+            pod(container("a", **at("/dev/shm")), volumes=OWN, annotations=shm("8GB")),
+            variant="warn",
+        ),
+        Shape(
+            "a namespace percentage capped by the namespace ceiling",
+            pod(container("main", resources=mem(limit="1000Gi"))),
+            variant="namespaces",
+            namespace_annotations={
+                "shm-injection/default-size": "50%",
+                "shm-injection/max-size": "10Gi",
+            },
+            namespace_labels={"shm-injection/defaults": "true"},
+        ),
+        Shape(
+            "a namespace ceiling that does not parse is ignored",
+            pod(annotations=shm("40Gi")),
+            variant="namespaces",
+            namespace_annotations={"shm-injection/max-size": "8GB"},
+        ),
+    ]
+
+
 def _captured() -> list[Shape]:
     """The pods of the real AdmissionReviews in ../shared, asking for 1Gi."""
     if not SHARED.is_dir():
@@ -587,5 +708,6 @@ CORPUS = [
     *_repeats(),
     *_variants(),
     *_namespaces(),
+    *_edges(),
     *_captured(),
 ]
