@@ -29,7 +29,8 @@ _DECIMAL_SUFFIXES = "{0: '', 3: 'k', 6: 'M', 9: 'G', 12: 'T', 15: 'P', 18: 'E'}"
 # Percentages are computed exactly as floor(bytes * N / D) with D = 10^(2 + decimals); the
 # intermediate r * N < D^2 fits an int64 up to D = 10^9: 7 decimals.
 MAX_PERCENT_DECIMALS = 7
-# A text longer than this gets the generic suggestion (docs/policy-engine.md#long-texts).
+# A text longer than this gets the generic suggestion (the parity table's `long-texts`,
+# docs/policy-engine.md#parity-table).
 LONGEST_SUGGESTED = 4096
 _GENERIC = "'write a size such as 8Gi, 512Mi or 1G'"
 

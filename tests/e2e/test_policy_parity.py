@@ -43,6 +43,8 @@ ROW = re.compile(
 LABEL = "shm-parity"
 READY_TIMEOUT_S = 60
 SIDECAR_POLICY = "zz-parity-sidecar"  # after the engine's own policy: it is reinvoked
+BOTH = "parity-both"  # served by the default variant's webhook and policies at once
+BOTH_LABEL = "shm-parity-both"
 
 
 def parity_table() -> dict[str, str]:
@@ -118,6 +120,20 @@ def policy_objects(variant: Variant, settings: Settings) -> list[dict[str, Any]]
     return objects
 
 
+def both_bindings(settings: Settings) -> list[dict[str, Any]]:
+    """The default variant's policies bound once more, to BOTH: a namespace the webhook serves
+    too (docs/policy-engine.md#recommendation: running both while migrating)."""
+    bindings = []
+    for obj in policy_objects(VARIANTS["default"], settings):
+        if obj["kind"].endswith("Binding"):
+            obj["metadata"]["name"] += "-both"
+            obj["spec"]["matchResources"]["namespaceSelector"] = {
+                "matchLabels": {BOTH_LABEL: "yes"}
+            }
+            bindings.append(obj)
+    return bindings
+
+
 def sidecar_policy() -> list[dict[str, Any]]:
     """A stand-in for a sidecar injector: a policy that adds a container to labelled pods."""
     sidecar = "{'name': 'injected-sidecar', 'image': 'registry.k8s.io/pause:3.9'}"
@@ -165,6 +181,7 @@ def namespaces_needed() -> dict[str, dict[str, Any]]:
         pair = pair_of(Shape("", {}, variant=variant))
         needed[pair.webhook] = {"labels": {LABEL: f"webhook-{variant}"}, "annotations": {}}
         needed[pair.policy] = {"labels": {LABEL: f"policy-{variant}"}, "annotations": {}}
+    needed[BOTH] = {"labels": {LABEL: "webhook-default", BOTH_LABEL: "yes"}, "annotations": {}}
     for shape in CORPUS:
         pair = pair_of(shape)
         for name, engine in ((pair.webhook, "webhook"), (pair.policy, "policy")):
@@ -229,6 +246,7 @@ def wait_until_serving(api: DryRun, namespace: str, settings: Settings) -> None:
 class Engines:
     api: DryRun
     table: dict[str, str]
+    served: dict[str, ServedWebhook]  # variant name -> its webhook
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +290,8 @@ def engines(
             kube.apply(
                 {"apiVersion": "v1", "kind": "List", "items": policy_objects(variant, settings)}
             )
+        kube.apply({"apiVersion": "v1", "kind": "List", "items": both_bindings(Settings())})
+        wait_until_serving(api, BOTH, Settings())
         pairs = {pair_of(shape) for shape in CORPUS} | {
             pair_of(Shape("", {}, variant=v)) for v in VARIANTS
         }
@@ -279,7 +299,7 @@ def engines(
             variant = VARIANTS[pair.webhook.split("-")[1]]
             for namespace in (pair.webhook, pair.policy):
                 wait_until_serving(api, namespace, settings_of(variant))
-        yield Engines(api, parity_table())
+        yield Engines(api, parity_table(), served)
     finally:
         for webhook in served.values():
             webhook.stop()
@@ -337,3 +357,34 @@ def test_both_engines_store_the_same_pod_or_refuse_it_alike(engines: Engines, sh
 def test_every_difference_the_table_shows_in_pods_is_in_the_corpus(engines: Engines) -> None:
     shown = {shape.differs for shape in CORPUS} - {None}
     assert shown <= set(engines.table)
+
+
+BOTH_SHAPES = [
+    shape
+    for shape in CORPUS
+    if shape.variant == "default" and not shape.namespace_annotations and not shape.differs
+]
+
+
+@pytest.mark.parametrize("shape", BOTH_SHAPES, ids=[shape.id for shape in BOTH_SHAPES])
+def test_both_engines_at_once_store_what_the_policies_alone_store(
+    engines: Engines, shape: Shape
+) -> None:
+    """The policies run first; the webhook then finds their status annotation and adds only
+    what is missing, so a namespace served by both stores the pods the policies alone store."""
+    manifest, policy_namespace = manifest_of(shape), pair_of(shape).policy
+    alone = seen(
+        engines.api.create(policy_namespace, manifest), namespace=policy_namespace, engine="policy"
+    )
+    both = seen(through_webhook(engines.api, BOTH, manifest), namespace=BOTH, engine="webhook")
+    assert both.outcome == alone.outcome
+    if alone.outcome != "stored":
+        return
+    stored = [Seen("stored", both.pod, 201, "", []), Seen("stored", alone.pod, 201, "", [])]
+    assert differences(*stored) == []
+    annotations = (alone.pod or {})["metadata"].get("annotations") or {}
+    if "shm-injection-status" in annotations:  # the webhook was called after the policy
+        name = manifest["metadata"].get("name") or manifest["metadata"]["generateName"]
+        logged = engines.served["default"].admission_of(namespace=BOTH, name=name)
+        # Nothing to add; or, the sidecar policy having run between, the sidecar's mount.
+        assert logged["reason"] in ("already-injected", "reinvoked")
