@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if options.check:
         diff = difflib.unified_diff(
-            current.splitlines(keepends=True), wanted.splitlines(keepends=True), str(TARGET), "generated"
+            current.splitlines(keepends=True),
+            wanted.splitlines(keepends=True),
+            str(TARGET),
+            "generated",
         )
         sys.stdout.writelines(diff)
         print(f"{TARGET} is stale: run python scripts/policy_engine_file.py", file=sys.stderr)
