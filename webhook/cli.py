@@ -1,5 +1,5 @@
-"""The `shm-webhook` command line: `serve`, `mutate`, `certs generate|bootstrap|check` and
-`check` (docs/commands.md).
+"""The `shm-webhook` command line: `serve`, `mutate`, `policy`, `check` and
+`certs generate|bootstrap|check` (docs/commands.md).
 
 Owns: `main` (errors to exit codes: 2 with one line on stderr for a bad setting or input) and
 the argument parser. Every setting is a flag of `serve`, every policy setting a flag of
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _setting_flags(mutate, POLICY_SETTINGS)
     mutate.set_defaults(run=subcommands.mutate)
+    _policy_flags(
+        commands.add_parser(
+            "policy",
+            help="print admission policies that do what the webhook does (Kubernetes 1.36+)",
+        )
+    )
     certs = commands.add_parser("certs", help="TLS certificates for the webhook")
     _certs_commands(certs)
     check = commands.add_parser(
@@ -131,6 +137,51 @@ def _check_flags(check: argparse.ArgumentParser) -> None:
         " to run where the pods are reachable)",
     )
     check.set_defaults(run=subcommands.check)
+
+
+def _policy_flags(policy: argparse.ArgumentParser) -> None:
+    """`policy`: the policy settings, and what the chart's values say beyond them."""
+    _setting_flags(policy, (*POLICY_SETTINGS, "namespace_policy"))
+    policy.add_argument(
+        "--name",
+        default="shm-webhook",
+        help="name of the policies and bindings (default shm-webhook)",
+    )
+    policy.add_argument(
+        "--scope",
+        choices=("namespace", "cluster"),
+        default="namespace",
+        help="namespaces labelled shm-injection=enabled, or all but those labelled"
+        " shm-injection=disabled (default namespace)",
+    )
+    policy.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="the namespace shm-webhook is installed in, never in scope (default none)",
+    )
+    policy.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        dest="exclude_namespaces",
+        metavar="NS",
+        help="one more namespace never in scope, beside kube-system, kube-public and"
+        " kube-node-lease; repeatable (default none)",
+    )
+    policy.add_argument(
+        "--failure-policy",
+        choices=("Fail", "Ignore"),
+        help="when a policy cannot be evaluated (default Fail without --default-size, Ignore"
+        " with one)",
+    )
+    policy.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="YAML documents, or one JSON List (default yaml)",
+    )
+    policy.set_defaults(run=subcommands.policy)
 
 
 def _certs_commands(certs: argparse.ArgumentParser) -> None:

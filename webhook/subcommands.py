@@ -1,10 +1,10 @@
 """What each `shm-webhook` subcommand does once its arguments are parsed (docs/commands.md).
 
 Owns: `UsageError` and the adapters from parsed arguments to the library: `serve`, `mutate`,
-`certs_generate`, `certs_bootstrap`, `certs_check`, `check`, each returning the process exit
-code: 0 when it succeeded, 1 when the previewed object is denied or, for `certs`, the cluster
-refused or the certificate checked is due, or `check` found a failure; a bad setting or input
-raises `UsageError` (exit 2).
+`policy`, `certs_generate`, `certs_bootstrap`, `certs_check`, `check`, each returning the
+process exit code: 0 when it succeeded, 1 when the previewed object is denied or, for `certs`,
+the cluster refused or the certificate checked is due, or `check` found a failure; a bad
+setting or input raises `UsageError` (exit 2).
 
 Keeps `serve` lean: the server, `yaml`, `certs` and `webhook.diagnose` are imported by the
 subcommand that needs them, never at module level (docs/performance.md). Must not import the
@@ -61,6 +61,37 @@ def mutate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(preview.encode([p.document for p in previews], as_json=as_json))
     return 1 if any(result.denied for result in previews) else 0
+
+
+def policy(args: argparse.Namespace) -> int:
+    """Print the admission policies of the policy engine for these settings."""
+    from webhook.admission_policy import Engine, EngineError, policies
+    from webhook.checks import is_dns_label, is_dns_subdomain
+
+    if not is_dns_subdomain(f"{args.name}-warnings"):
+        raise UsageError(f"--name {args.name!r} is not a DNS-1123 subdomain of at most 244")
+    for namespace in filter(None, [args.namespace, *args.exclude_namespaces]):
+        if not is_dns_label(namespace):
+            raise UsageError(f"namespace {namespace!r} is not a DNS-1123 label")
+    engine = Engine(
+        name=args.name,
+        scope=args.scope,
+        namespace=args.namespace,
+        exclude_namespaces=tuple(args.exclude_namespaces),
+        failure_policy=args.failure_policy,
+    )
+    try:
+        objects = policies(settings(args), engine)
+    except EngineError as error:
+        raise UsageError(str(error)) from None
+    if args.output == "json":
+        listed = {"apiVersion": "v1", "kind": "List", "items": objects}
+        sys.stdout.write(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        import yaml  # only here: `serve` never pays for it
+
+        sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=2**31))
+    return 0
 
 
 def certs_generate(args: argparse.Namespace) -> int:
