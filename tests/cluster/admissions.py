@@ -76,7 +76,7 @@ class AdmissionStream:
         self._pod = probes.pod(
             "admission-stream",
             namespace=namespace,
-            spec=probes.pod_spec([probes.container("c", image, "pass")]),
+            spec=probes.pod_spec([probes.container("c", image)]),
             annotations={"shm-size": SIZE},
         )
         self._stop = threading.Event()
@@ -104,16 +104,16 @@ class AdmissionStream:
 
     def _run(self) -> None:
         api = self._new_client()
-        core = client.CoreV1Api(api)
+        core: Any = client.CoreV1Api(api)  # its stubs know no _preload_content=False
         try:
             while not self._stop.is_set():
                 self._count(self._admit(core))
         finally:
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]
 
     def _watch(self) -> None:
         api = self._new_client()
-        core = client.CoreV1Api(api)
+        core: Any = client.CoreV1Api(api)  # its stubs know no _preload_content=False
         namespace, selector = self._webhook
         known: dict[str, str] = {}
         try:
@@ -133,13 +133,13 @@ class AdmissionStream:
                     known = seen
                 time.sleep(0.25)
         finally:
-            api.close()
+            api.close()  # type: ignore[no-untyped-call]
 
     def _note(self, event: str) -> None:
         with self._lock:
             self.tally.timeline.append((round(self.elapsed(), 2), event))
 
-    def _admit(self, core: client.CoreV1Api) -> str | None:
+    def _admit(self, core: Any) -> str | None:
         """None when admitted with the volume, else what went wrong (one line)."""
         try:
             answer = core.create_namespaced_pod(
@@ -172,7 +172,7 @@ class AdmissionStream:
 
 def _message(error: client.ApiException) -> str:
     try:
-        return str(json.loads(error.body)["message"])
+        return str(json.loads(str(error.body))["message"])
     except (TypeError, ValueError, KeyError):
         return str(error.reason)
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from tests.cluster import environment, release, report
 from tests.cluster.environment import Environment
 from tests.cluster.image import Provided, provide
-from tests.cluster.kube import Result, Tools
-from tests.cluster.release import Release
+from tests.cluster.kube import Tools
+from tests.cluster.release import Installed, Release
 
 
 def pytest_report_header() -> str | None:
@@ -77,13 +76,6 @@ def image(cluster_environment: Environment) -> Provided:
 def test_image(cluster_environment: Environment, image: Provided) -> str:
     """The image of the measuring pods: SHM_WEBHOOK_TEST_IMAGE, else the project image."""
     return cluster_environment.test_image or image.reference
-
-
-@dataclass(frozen=True)
-class Installed:
-    release: Release
-    first_test: Result  # `helm test --logs`, run right after the install
-    first_test_seconds: float
 
 
 @pytest.fixture(scope="session")

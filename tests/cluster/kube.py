@@ -75,7 +75,7 @@ class Tools:
     def create(self, obj: Mapping[str, Any], *extra: str) -> Result:
         return self.kubectl("create", "-f", "-", "-o", "json", *extra, stdin=json.dumps(obj))
 
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    def get(self, kind: str, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         scope = ("--namespace", namespace) if namespace else ()
         done = self.kubectl("get", kind, name, *scope, "-o", "json", "--ignore-not-found")
@@ -85,7 +85,7 @@ class Tools:
         scope = ("--namespace", namespace) if namespace else ()
         return list(self.kubectl("get", kind, *scope, *selectors, "-o", "json").json()["items"])
 
-    def logs(self, namespace: str, pod: str, container: str | None = None) -> str:
+    def logs(self, pod: str, *, namespace: str, container: str | None = None) -> str:
         which = ("-c", container) if container else ()
         return self.kubectl("logs", "-n", namespace, pod, *which).ok()
 
@@ -125,11 +125,11 @@ def container_state(pod: Mapping[str, Any], name: str) -> tuple[dict[str, Any], 
     return dict(status.get("state") or {}), int(status.get("restartCount", 0))
 
 
-def finished(tools: Tools, namespace: str, pod: str, *, timeout: float = 300) -> dict[str, Any]:
+def finished(tools: Tools, pod: str, *, namespace: str, timeout: float = 300) -> dict[str, Any]:
     """The pod once it has run to its end (phase Succeeded or Failed)."""
 
     def done() -> dict[str, Any] | None:
-        found = tools.get("pod", pod, namespace)
+        found = tools.get("pod", pod, namespace=namespace)
         phase = (found or {}).get("status", {}).get("phase")
         return found if phase in ("Succeeded", "Failed") else None
 

@@ -21,7 +21,7 @@ Pure: builds strings and dicts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 MIB = 1 << 20
@@ -82,9 +82,14 @@ while True:
 
 
 def container(
-    name: str, image: str, program: str, *args: str, memory_limit: str | None = None
+    name: str,
+    image: str,
+    *,
+    program: str = "pass",
+    args: Sequence[str] = (),
+    memory_limit: str | None = None,
 ) -> dict[str, Any]:
-    """A container running `program` with `args` (sys.argv[1:])."""
+    """A container running `program` with `args` (its sys.argv[1:])."""
     spec: dict[str, Any] = {
         "name": name,
         "image": image,

@@ -15,7 +15,7 @@ import base64
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,9 @@ SERVES_TIMEOUT_S = 60
 CLUSTER_KINDS = "mutatingwebhookconfigurations,clusterroles,clusterrolebindings"
 PSS = {"pod-security.kubernetes.io/enforce": "restricted"}
 IN_SCOPE = {"shm-injection": "enabled"}
+# A webhook pod may take its whole termination grace (the chart's shutdownGrace plus the time
+# it gives clients to go quiet) before its namespace is gone.
+NAMESPACES_GONE_S = 300
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Release:
         started = time.monotonic()
         probe = probes.pod(
             "probe", namespace=namespace or self.in_scope,
-            spec=probes.pod_spec([probes.container("c", self.image, "pass")]),
+            spec=probes.pod_spec([probes.container("c", self.image)]),
             annotations={"shm-size": "1Mi"},
         )  # fmt: skip
 
@@ -169,18 +172,27 @@ class Release:
             ("kubectl", "delete", "secret", self.tls_secret, "-n", self.namespace,
              "--ignore-not-found"),
             ("kubectl", "delete", "namespace", *self.namespaces, "--ignore-not-found",
-             "--timeout", "180s"),
+             "--timeout", f"{NAMESPACES_GONE_S}s"),
         ]  # fmt: skip
         for tool, *args in steps:
             run = self.tools.helm if tool == "helm" else self.tools.kubectl
             try:
-                done = run(*args)
+                done = run(*args, timeout=NAMESPACES_GONE_S + 60)
             except Exception as error:  # a timeout must not stop the next step
                 failures.append(f"{tool} {' '.join(args)}: {error}")
                 continue
             if done.code != 0:
                 failures.append(f"{tool} {' '.join(args)}: {done.stderr.strip()}")
         return failures
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The session's release and the `helm test --logs` run right after its install."""
+
+    release: Release
+    first_test: Result
+    first_test_seconds: float
 
 
 @contextmanager
@@ -195,7 +207,3 @@ def installed(tools: Tools, image: str) -> Iterator[Release]:
     finally:
         failures = release.remove()
         assert not failures, "cleanup of the release failed:\n" + "\n".join(failures)
-
-
-def object_names(items: list[Mapping[str, Any]]) -> set[str]:
-    return {f"{i['kind']}/{i['metadata']['name']}" for i in items}

@@ -111,13 +111,11 @@ def test_a_forced_deletion_of_a_webhook_pod_costs_no_admission(
     check("forced deletion of one pod", admissions.tally)
 
 
-def serving_expiry(core: client.CoreV1Api, chart: Release, pod: str) -> float | None:
+def serving_expiry(core: client.CoreV1Api, pod: str, *, namespace: str) -> float | None:
     """notAfter of the certificate `pod` serves, from its metrics (read through the API
     server's pod proxy, so no port of the cluster need be reachable from here)."""
     try:
-        text = core.connect_get_namespaced_pod_proxy_with_path(
-            f"{pod}:9090", chart.namespace, "metrics"
-        )
+        text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:9090", namespace, "metrics")
     except client.ApiException:
         return None
     for line in str(text).splitlines():
@@ -127,7 +125,7 @@ def serving_expiry(core: client.CoreV1Api, chart: Release, pod: str) -> float | 
 
 
 def serving_times(
-    core: client.CoreV1Api, chart: Release, pods: list[str], expiry: float, *, since: float
+    core: client.CoreV1Api, pods: list[str], *, namespace: str, expiry: float, since: float
 ) -> dict[str, float]:
     """Seconds after `since` at which each pod was first seen serving the certificate that
     expires at `expiry`, polled every second."""
@@ -136,7 +134,7 @@ def serving_times(
     while len(served) < len(pods):
         assert time.monotonic() < deadline, f"only {sorted(served)} serve the new certificate"
         for pod in set(pods) - set(served):
-            if serving_expiry(core, chart, pod) == expiry:
+            if serving_expiry(core, pod, namespace=namespace) == expiry:
                 served[pod] = time.monotonic() - since
         time.sleep(1.0)
     return served
@@ -151,7 +149,7 @@ def test_a_deleted_tls_secret_and_the_renewal_job_cost_no_admission(
 ) -> None:
     pods = settled(chart)
     ns = chart.namespace
-    old = certificate(tools.get("secret", chart.tls_secret, ns) or {}, "tls.crt")
+    old = certificate(tools.get("secret", chart.tls_secret, namespace=ns) or {}, "tls.crt")
     core = client.CoreV1Api(tools.api())
     job = f"renew-{secrets.token_hex(3)}"
     with stream(tools, chart) as admissions:
@@ -160,7 +158,7 @@ def test_a_deleted_tls_secret_and_the_renewal_job_cost_no_admission(
         started = time.monotonic()
         tools.kubectl("create", "job", job, f"--from=cronjob/{chart.cronjob}", "-n", ns).ok()
         secret = wait_for(
-            lambda: tools.get("secret", chart.tls_secret, ns),
+            lambda: tools.get("secret", chart.tls_secret, namespace=ns),
             what="the renewal Job writing a new Secret",
             timeout=SERVE_TIMEOUT_S,
             interval=0.2,
@@ -168,7 +166,7 @@ def test_a_deleted_tls_secret_and_the_renewal_job_cost_no_admission(
         recreated = time.monotonic() - started
         new = certificate(secret, "tls.crt")
         expiry = new.not_valid_after_utc.timestamp()
-        served = serving_times(core, chart, pods, expiry, since=started + recreated)
+        served = serving_times(core, pods, namespace=ns, expiry=expiry, since=started + recreated)
         tools.kubectl(
             "wait", "--for=condition=complete", f"job/{job}", "-n", ns, "--timeout=300s"
         ).ok()

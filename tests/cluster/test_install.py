@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster import probes
-from tests.cluster.conftest import Installed
 from tests.cluster.kube import Tools
-from tests.cluster.release import PSS, Release
+from tests.cluster.release import PSS, Installed, Release
 
 pytestmark = pytest.mark.cluster
 
@@ -29,7 +28,7 @@ def test_the_release_namespace_enforces_restricted_and_refuses_a_privileged_pod(
     # The control: without it a cluster that ignores the label would pass the test below.
     labels = tools.get("namespace", chart.namespace)["metadata"]["labels"]  # type: ignore[index]
     assert PSS.items() <= labels.items()
-    container = probes.container("c", chart.image, "pass")
+    container = probes.container("c", chart.image)
     container["securityContext"] = {"privileged": True}
     pod = probes.pod("privileged", namespace=chart.namespace, spec=probes.pod_spec([container]))
     refused = tools.create(pod, "--dry-run=server")
@@ -50,8 +49,8 @@ def test_every_pod_of_the_chart_was_admitted_under_restricted(tools: Tools, char
     assert {f"{chart.fullname}-certs-secret", f"{chart.fullname}-certs-ca-bundle"} <= completed
     refusals = [e["message"] for e in events if e["reason"] == "FailedCreate"]
     assert not refusals
-    assert tools.get("secret", chart.tls_secret, chart.namespace) is not None
+    assert tools.get("secret", chart.tls_secret, namespace=chart.namespace) is not None
     assert chart.ca_bundle().startswith(b"-----BEGIN CERTIFICATE-----")
-    test_pod = tools.get("pod", chart.test_pod, chart.namespace)
+    test_pod = tools.get("pod", chart.test_pod, namespace=chart.namespace)
     assert test_pod is not None
     assert test_pod["status"]["phase"] == "Succeeded"

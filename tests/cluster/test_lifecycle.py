@@ -48,8 +48,8 @@ def lifecycle(tools: Tools, image: Provided) -> Iterator[Lifecycle]:
         release.create_namespaces()
         wait_for(
             lambda: (
-                tools.get("serviceaccount", "default", release.namespace)
-                and tools.get("configmap", "kube-root-ca.crt", release.namespace)
+                tools.get("serviceaccount", "default", namespace=release.namespace)
+                and tools.get("configmap", "kube-root-ca.crt", namespace=release.namespace)
             ),
             what="the release namespace's default ServiceAccount and root CA ConfigMap",
             timeout=60,

@@ -25,15 +25,17 @@ def template(kind: str, image: str) -> dict[str, Any]:
     main = probes.MEASURE_AND_WAIT if waits else probes.FILL
     args = ("/dev/shm",) if waits else ("/dev/shm", "0")
     spec = probes.pod_spec(
-        [probes.container(name, image, main, *args) for name in CONTAINERS[1:]],
-        init_containers=[probes.container(CONTAINERS[0], image, probes.FILL, "/dev/shm", "0")],
+        [probes.container(name, image, program=main, args=args) for name in CONTAINERS[1:]],
+        init_containers=[
+            probes.container(CONTAINERS[0], image, program=probes.FILL, args=("/dev/shm", "0"))
+        ],
         restart_policy="Always" if waits else "Never",
     )
     labels = {"app": f"shm-{kind.lower()}"}
     return {"metadata": {"labels": labels, "annotations": {"shm-size": SIZE}}, "spec": spec}
 
 
-def workload(kind: str, namespace: str, image: str) -> dict[str, Any]:
+def workload(kind: str, *, namespace: str, image: str) -> dict[str, Any]:
     pod_template = template(kind, image)
     name = f"shm-{kind.lower()}"
     spec: dict[str, Any] = {"template": pod_template}
@@ -49,7 +51,7 @@ def workload(kind: str, namespace: str, image: str) -> dict[str, Any]:
             "spec": spec}  # fmt: skip
 
 
-def the_pod(tools: Tools, namespace: str, kind: str) -> dict[str, Any]:
+def the_pod(tools: Tools, kind: str, *, namespace: str) -> dict[str, Any]:
     selector = f"app=shm-{kind.lower()}"
 
     def one() -> dict[str, Any] | None:
@@ -59,10 +61,10 @@ def the_pod(tools: Tools, namespace: str, kind: str) -> dict[str, Any]:
     found = wait_for(one, what=f"the pod of the {kind}", timeout=TIMEOUT_S)
     name = found["metadata"]["name"]
     if kind == "Job":
-        return finished(tools, namespace, name, timeout=TIMEOUT_S)
+        return finished(tools, name, namespace=namespace, timeout=TIMEOUT_S)
 
     def running() -> dict[str, Any] | None:
-        pod = tools.get("pod", name, namespace)
+        pod = tools.get("pod", name, namespace=namespace)
         return pod if pod is not None and ready(pod) else None
 
     return wait_for(running, what=f"the {kind}'s pod {name} Ready", timeout=TIMEOUT_S)
@@ -73,8 +75,8 @@ def test_a_controllers_pod_gets_the_volume_and_every_container_measures_it(
     tools: Tools, chart: Release, test_image: str, kind: str
 ) -> None:
     namespace = chart.in_scope
-    tools.apply(workload(kind, namespace, test_image))
-    pod = the_pod(tools, namespace, kind)
+    tools.apply(workload(kind, namespace=namespace, image=test_image))
+    pod = the_pod(tools, kind, namespace=namespace)
     name = pod["metadata"]["name"]
     volume = probes.shm_volume(pod)
     assert volume == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SIZE}}
@@ -82,7 +84,9 @@ def test_a_controllers_pod_gets_the_volume_and_every_container_measures_it(
     assert [c["name"] for c in every] == list(CONTAINERS)
     for container in every:
         assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
-    measured = {c: probes.findings(tools.logs(namespace, name, c)) for c in CONTAINERS}
+    measured = {
+        c: probes.findings(tools.logs(name, namespace=namespace, container=c)) for c in CONTAINERS
+    }
     report.note(f"{kind} pod {name}: /dev/shm KiB " + ", ".join(
         f"{c} {m['kib']}" for c, m in measured.items()))  # fmt: skip
     assert {c: (m["fstype"], m["kib"]) for c, m in measured.items()} == dict.fromkeys(
