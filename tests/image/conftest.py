@@ -1,4 +1,5 @@
-"""The image, built once per session from the working tree (see tests/image/engine.py)."""
+"""The image, built once per session from the working tree (tests/image/build.py) and mounted
+for runc (tests/image/engine.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _unavailable
-from tests.image import engine
+from tests.image import build, engine
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ def image(scratch: Path) -> Iterator[engine.Image]:
         )
     if os.geteuid() != 0:
         _unavailable("building and running the image needs root (buildah --isolation chroot, runc)")
-    engine.provide_base()
-    built = engine.build(scratch)
+    build.provide_base()
+    built = build.build(scratch)
     with engine.mounted(built) as mounted:
         yield mounted

@@ -32,14 +32,14 @@ from tests.certs.fake_apiserver import (
     serve,
     webhook_configuration,
 )
-from tests.image import engine
+from tests.image import build, engine
 from tests.image.engine import Image, Mount
 from tests.processes import free_port, wait_until_ready
 from webhook.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-PROJECT = tomllib.loads((engine.REPO / "pyproject.toml").read_text())["project"]
+PROJECT = tomllib.loads((build.REPO / "pyproject.toml").read_text())["project"]
 MAX_SIZE = 200 * 2**20
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
@@ -99,9 +99,9 @@ def test_the_projects_wheel_holds_its_two_packages_as_the_source_tree_has_them(
     installed = {line.split(",")[0] for line in record.read_text().splitlines()}
     modules = {p for p in installed if p.split("/")[0] in ("webhook", "certs")}
     source = {
-        p.relative_to(engine.REPO).as_posix()
+        p.relative_to(build.REPO).as_posix()
         for package in ("webhook", "certs")
-        for p in (engine.REPO / package).rglob("*")
+        for p in (build.REPO / package).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert {p for p in modules if "__pycache__" not in p} == source
@@ -208,7 +208,7 @@ def test_help_is_the_command_line_of_the_source_tree(image: Image, scratch: Path
     installed = engine.run(image, scratch, args=["--help"], env={"COLUMNS": "100"})
     source = subprocess.run(
         [sys.executable, "-m", "webhook", "--help"],
-        cwd=engine.REPO,
+        cwd=build.REPO,
         env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

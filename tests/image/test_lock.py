@@ -16,7 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.image.engine import REPO
+from tests.image.build import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 RUNTIME = REPO / "requirements" / "runtime.txt"
