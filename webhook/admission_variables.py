@@ -23,9 +23,9 @@ from webhook.admission_cel import (
     to_bytes,
 )
 from webhook.mutation import (
-    _LEFT_ALONE,  # the webhook's own words for the pods it leaves alone
     DEFAULT_CONTAINER_ANNOTATION,
     INJECTION_LABEL,
+    LEFT_ALONE,  # the webhook's own words for the pods it leaves alone
     MIRROR_ANNOTATION,
 )
 from webhook.namespaces import (
@@ -97,7 +97,7 @@ def _left_alone() -> str:
         ("object.spec.?os.?name.orValue('') == 'windows'", Reason.WINDOWS),
         (f"{literal(MIRROR_ANNOTATION)} in {V}annotations", Reason.MIRROR_POD),
     ]
-    chain = "".join(f"{test} ? {literal(_LEFT_ALONE[reason])} : " for test, reason in reasons)
+    chain = "".join(f"{test} ? {literal(LEFT_ALONE[reason])} : " for test, reason in reasons)
     return chain + "''"
 
 

@@ -81,7 +81,7 @@ def plan(pod: Mapping[str, Any], policy: Policy, namespace: NamespacePolicy | No
         return _reinvoke(pod, spec, status, policy)
     reason = _left_alone(labels, annotations, spec)
     if reason is not None:
-        warnings = [f"{policy.annotation} ignored: {_LEFT_ALONE[reason]}"] if requested else []
+        warnings = [f"{policy.annotation} ignored: {LEFT_ALONE[reason]}"] if requested else []
         return Plan("skipped", reason, warnings=warnings)
     size = _resolve_size(requested, spec, default_container, _limits(policy, namespace), policy)
     if isinstance(size, Plan):
@@ -89,7 +89,9 @@ def plan(pod: Mapping[str, Any], policy: Policy, namespace: NamespacePolicy | No
     return _inject(pod, spec, default_container, size, policy)
 
 
-_LEFT_ALONE = {
+# Why each left-alone pod is left alone, in the warning a pod that asked gets (also the policy
+# engine's words, webhook/admission_variables.py).
+LEFT_ALONE = {
     Reason.LABEL_OPT_OUT: f"the pod is labelled {INJECTION_LABEL}=disabled",
     Reason.HOST_IPC: "hostIPC pods share the host's /dev/shm",
     Reason.WINDOWS: "Windows pods have no memory-backed emptyDir",
