@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography import x509
 
-from certs.generate import Bundle, dns_names, generate_bundle
+from certs.generate import dns_names
 from certs.renewal import ca_needs_rotation, needs_renewal
+from tests.certs.material import DAY, NAMESPACE, NOW, SERVICE, YEAR, bundle_at, other
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-DAY = timedelta(days=1)
-YEAR = timedelta(days=365)
-SERVICE, NAMESPACE = "shm-webhook", "tools"
 NAMES = [*dns_names(service=SERVICE, namespace=NAMESPACE), "10.0.0.1"]
-
-
-@functools.cache
-def _bundle(issued: datetime = NOW, ca_validity: timedelta = 5 * YEAR) -> Bundle:
-    return generate_bundle(
-        service=SERVICE,
-        namespace=NAMESPACE,
-        now=issued,
-        extra_names=["10.0.0.1"],
-        ca_validity=ca_validity,
-    )
-
-
-def _other() -> Bundle:
-    return _bundle(issued=NOW + timedelta(seconds=1))
 
 
 def _cert(pem: bytes) -> x509.Certificate:
@@ -40,7 +21,7 @@ def _cert(pem: bytes) -> x509.Certificate:
 
 
 def _check(**overrides: Any) -> tuple[bool, str]:
-    bundle = _bundle()
+    bundle = bundle_at()
     arguments: dict[str, Any] = {
         "cert_pem": bundle.cert_pem,
         "key_pem": bundle.key_pem,
@@ -56,12 +37,12 @@ def _check(**overrides: Any) -> tuple[bool, str]:
     [
         pytest.param(
             lambda: {"now": NOW + YEAR + DAY},
-            ["expired", _cert(_bundle().cert_pem).not_valid_after_utc.isoformat()],
+            ["expired", _cert(bundle_at().cert_pem).not_valid_after_utc.isoformat()],
             id="an expired certificate is renewed and the reason says when it expired",
         ),
         pytest.param(
             lambda: {"now": NOW - DAY},
-            ["not valid before", _cert(_bundle().cert_pem).not_valid_before_utc.isoformat()],
+            ["not valid before", _cert(bundle_at().cert_pem).not_valid_before_utc.isoformat()],
             id="a certificate that is not valid yet is renewed",
         ),
         pytest.param(
@@ -85,13 +66,13 @@ def _check(**overrides: Any) -> tuple[bool, str]:
             id="a certificate missing a required address is renewed",
         ),
         pytest.param(
-            lambda: {"key_pem": _other().key_pem},
+            lambda: {"key_pem": other().key_pem},
             ["tls.key", "tls.crt"],
             id="a key that does not belong to the certificate is renewed",
         ),
         pytest.param(
-            lambda: {"ca_pem": _other().ca_cert_pem},
-            ["not signed by", _cert(_other().ca_cert_pem).subject.rfc4514_string()],
+            lambda: {"ca_pem": other().ca_cert_pem},
+            ["not signed by", _cert(other().ca_cert_pem).subject.rfc4514_string()],
             id="a certificate signed by another CA is renewed and the reason names the CA",
         ),
         pytest.param(
@@ -136,17 +117,17 @@ def test_needs_renewal_says_why(overrides: Callable[[], dict[str, Any]], words: 
 def test_needs_renewal_keeps_a_good_certificate(overrides: dict[str, Any]) -> None:
     renew, reason = _check(**overrides)
     assert not renew
-    not_after = _cert(_bundle().cert_pem).not_valid_after_utc
+    not_after = _cert(bundle_at().cert_pem).not_valid_after_utc
     assert reason.startswith(f"valid until {not_after.isoformat()}")
 
 
 def test_a_bundle_holding_the_issuing_ca_among_others_is_accepted() -> None:
-    renew, _ = _check(ca_pem=_other().ca_cert_pem + _bundle().ca_cert_pem)
+    renew, _ = _check(ca_pem=other().ca_cert_pem + bundle_at().ca_cert_pem)
     assert not renew
 
 
 def test_renewal_starts_right_after_the_renew_fraction_of_the_lifetime() -> None:
-    cert = _cert(_bundle().cert_pem)
+    cert = _cert(bundle_at().cert_pem)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     due = cert.not_valid_before_utc + lifetime * 3 / 4
     assert not _check(now=due, renew_fraction=3 / 4)[0]
@@ -172,19 +153,19 @@ def test_needs_renewal_refuses_bad_arguments(overrides: dict[str, Any], message:
     ("ca_pem", "now", "words"),
     [
         pytest.param(
-            lambda: _bundle().ca_cert_pem,
+            lambda: bundle_at().ca_cert_pem,
             NOW + 4 * YEAR,
             ["the CA", "due for renewal"],
             id="a CA past two thirds of its lifetime is rotated",
         ),
         pytest.param(
-            lambda: _bundle().ca_cert_pem,
+            lambda: bundle_at().ca_cert_pem,
             NOW + 5 * YEAR + DAY,
             ["the CA", "expired"],
             id="an expired CA is rotated",
         ),
         pytest.param(
-            lambda: _bundle().ca_cert_pem,
+            lambda: bundle_at().ca_cert_pem,
             NOW - DAY,
             ["the CA", "not valid before"],
             id="a CA that is not valid yet is rotated",
@@ -196,7 +177,7 @@ def test_needs_renewal_refuses_bad_arguments(overrides: dict[str, Any], message:
             id="an unreadable CA is rotated",
         ),
         pytest.param(
-            lambda: _bundle().cert_pem,
+            lambda: bundle_at().cert_pem,
             NOW + DAY,
             ["not a CA"],
             id="a serving certificate given as the CA is rotated",
@@ -213,7 +194,7 @@ def test_ca_needs_rotation_says_why(
 
 
 def test_a_ca_within_two_thirds_of_its_lifetime_is_kept() -> None:
-    ca = _cert(_bundle().ca_cert_pem)
-    rotate, reason = ca_needs_rotation(_bundle().ca_cert_pem, now=NOW + 3 * YEAR)
+    ca = _cert(bundle_at().ca_cert_pem)
+    rotate, reason = ca_needs_rotation(bundle_at().ca_cert_pem, now=NOW + 3 * YEAR)
     assert not rotate
     assert reason.startswith(f"valid until {ca.not_valid_after_utc.isoformat()}")

@@ -3,10 +3,9 @@ serve them; with a pinned clock."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certs.generate import CLOCK_SKEW, Bundle, generate_bundle
+from certs.generate import CLOCK_SKEW, Bundle
 from certs.renewal import issued_by
 from certs.trust import (
     OVERLAP,
@@ -26,38 +25,20 @@ from certs.trust import (
     fingerprint,
     parse_fingerprint,
 )
+from tests.certs.material import DAY, NOW, bundle_at, other
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-DAY = timedelta(days=1)
-YEAR = timedelta(days=365)
-SERVICE, NAMESPACE = "shm-webhook", "tools"
 GARBAGE_BLOCK = (
     b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 )
 
 
-@functools.cache
-def _bundle(issued: datetime = NOW, ca_validity: timedelta = 5 * YEAR) -> Bundle:
-    return generate_bundle(
-        service=SERVICE,
-        namespace=NAMESPACE,
-        now=issued,
-        extra_names=["10.0.0.1"],
-        ca_validity=ca_validity,
-    )
-
-
-def _other() -> Bundle:
-    return _bundle(issued=NOW + timedelta(seconds=1))
-
-
 # A CA that expires 30 days after NOW, and its successor made 20 days after NOW.
 def _old() -> Bundle:
-    return _bundle(ca_validity=30 * DAY)
+    return bundle_at(ca_validity=30 * DAY)
 
 
 def _new() -> Bundle:
-    return _bundle(issued=NOW + 20 * DAY)
+    return bundle_at(issued=NOW + 20 * DAY)
 
 
 def _ders(pem: bytes) -> list[bytes]:
@@ -100,9 +81,9 @@ def _ders(pem: bytes) -> list[bytes]:
             id="every CA appears once, the new one first",
         ),
         pytest.param(
-            lambda: _old().ca_cert_pem + GARBAGE_BLOCK + _other().ca_cert_pem,
+            lambda: _old().ca_cert_pem + GARBAGE_BLOCK + other().ca_cert_pem,
             NOW + 25 * DAY,
-            lambda: [_new(), _old(), _other()],
+            lambda: [_new(), _old(), other()],
             id="an unreadable entry is dropped and the CAs around it kept",
         ),
     ],
@@ -123,9 +104,9 @@ def test_bundle_after_rotation_refuses_an_unreadable_new_ca() -> None:
 
 # CAs expiring 10, 100 and 1000 days after NOW, plus the new one.
 _POOL = [
-    lambda: _bundle(ca_validity=10 * DAY),
-    lambda: _bundle(ca_validity=100 * DAY),
-    lambda: _bundle(ca_validity=1000 * DAY),
+    lambda: bundle_at(ca_validity=10 * DAY),
+    lambda: bundle_at(ca_validity=100 * DAY),
+    lambda: bundle_at(ca_validity=1000 * DAY),
     _new,
 ]
 
@@ -180,7 +161,7 @@ def _after_serving(
 
 def _old_long() -> Bundle:
     """The CA rotated out: made at NOW, valid five years."""
-    return _bundle()
+    return bundle_at()
 
 
 @pytest.mark.parametrize(
@@ -265,12 +246,12 @@ def test_an_expired_old_ca_is_dropped_even_while_served() -> None:
 
 
 def test_each_old_ca_is_judged_by_what_is_served_and_the_secret_s_ca_comes_first() -> None:
-    current = _old_long().ca_cert_pem + _other().ca_cert_pem  # the Secret's CA not in it yet
+    current = _old_long().ca_cert_pem + other().ca_cert_pem  # the Secret's CA not in it yet
     bundle, verdicts, _ = _after_serving(
-        [_serves(_new), _serves(_other, "10.0.0.8:8443")], now=SINCE + DAY, current=current
+        [_serves(_new), _serves(other, "10.0.0.8:8443")], now=SINCE + DAY, current=current
     )
     assert verdicts == [False, True]
-    assert _ders(bundle) == _ders(_new().ca_cert_pem) + _ders(_other().ca_cert_pem)
+    assert _ders(bundle) == _ders(_new().ca_cert_pem) + _ders(other().ca_cert_pem)
 
 
 def test_bundle_after_serving_refuses_an_unreadable_secret_ca() -> None:
@@ -283,7 +264,7 @@ def test_bundle_after_serving_refuses_an_unreadable_secret_ca() -> None:
 _ANSWERS = [
     lambda: _serves(_new, "a"),
     lambda: _serves(_old_long, "b"),
-    lambda: _serves(_other, "c"),
+    lambda: _serves(other, "c"),
     lambda: _unreachable("d"),
 ]
 
@@ -343,7 +324,7 @@ def _colons(digits: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2)).upper()
 
 
-CA_DIGITS = fingerprint(x509.load_pem_x509_certificate(_bundle().ca_cert_pem))
+CA_DIGITS = fingerprint(x509.load_pem_x509_certificate(bundle_at().ca_cert_pem))
 
 
 @pytest.mark.parametrize(
@@ -365,5 +346,5 @@ def test_parse_fingerprint(text: str, expected: str | None) -> None:
 
 
 def test_the_fingerprint_is_the_sha256_of_the_der() -> None:
-    ca = x509.load_pem_x509_certificate(_bundle().ca_cert_pem)
+    ca = x509.load_pem_x509_certificate(bundle_at().ca_cert_pem)
     assert fingerprint(ca) == hashlib.sha256(_der(ca)).hexdigest()
