@@ -126,6 +126,9 @@ _POD = {
     "spec": {"containers": [{"name": "main", "image": "busybox"}]},
 }
 _TIMEOUT_S = 20
+# --local never needs a cluster; a developer's broken kubeconfig must not matter. Copied once,
+# here: copying os.environ in the worker threads raced pytest's own edits of it (KeyError).
+_KUBECTL_ENV = {**os.environ, "KUBECONFIG": os.devnull}
 
 
 def _ask_kubectl(kubectl: str, pod: Path, text: str) -> str | None:
@@ -137,8 +140,7 @@ def _ask_kubectl(kubectl: str, pod: Path, text: str) -> str | None:
         text=True,
         timeout=_TIMEOUT_S,
         check=False,
-        # --local never needs a cluster; a developer's broken kubeconfig must not matter.
-        env={**os.environ, "KUBECONFIG": os.devnull},
+        env=_KUBECTL_ENV,
     )
     if done.returncode != 0:
         # Any other failure (kubectl broken, flag changed) must not pass for a rejection.
